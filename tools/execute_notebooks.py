@@ -1,0 +1,37 @@
+"""Run lesson notebooks top to bottom and save their outputs in place, so the docs show real results.
+
+    python tools/execute_notebooks.py nbs/10_autoencoder.ipynb            # tiny run: skips `#| slow` cells
+    GANIME_FULL=1 python tools/execute_notebooks.py --slow nbs/20_dcgan.ipynb  # full run on a GPU, slow cells too
+
+Cells flagged `#| slow` (or `#| notest`) keep their previous outputs unless `--slow` is given, so a tiny CPU run
+never erases the results of an earlier GPU run. Afterwards run `nbdev-clean`.
+"""
+import argparse, re, sys, time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+FLAG = re.compile(r'^\s*#\s*\|\s*(slow|notest)\b', re.M)
+
+
+def execute(path: Path, run_slow: bool, timeout: int) -> None:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}})
+    start = time.time()
+    with client.setup_kernel():
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != 'code' or (FLAG.search(cell.source) and not run_slow): continue
+            client.execute_cell(cell, i)
+    nbformat.write(nb, path)
+    print(f'{path}: {time.time() - start:.0f}s')
+
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('notebooks', nargs='+', type=Path)
+    p.add_argument('--slow', action='store_true', help='also run cells flagged slow or notest')
+    p.add_argument('--timeout', type=int, default=3600, help='seconds allowed per cell')
+    args = p.parse_args()
+    for nb_path in args.notebooks: execute(nb_path, args.slow, args.timeout)
+    sys.exit(0)
