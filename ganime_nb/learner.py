@@ -246,9 +246,10 @@ def _one_epoch(self:Learner):
     self.callback('before_epoch')
     for self.batch in self.batches:
         self.callback('before_step')
-        with self.autocast(): self.losses = self.method.train_step(self.batch, self)
+        with self.autocast(): losses = self.method.train_step(self.batch, self)
         self.step += 1
-        for k, v in self.losses.items(): self._losses.setdefault(k, []).append(v.detach() if torch.is_tensor(v) else torch.tensor(float(v)))
+        self.losses = {k: v.detach() if torch.is_tensor(v) else torch.tensor(float(v)) for k, v in losses.items()}
+        for k, v in self.losses.items(): self._losses.setdefault(k, []).append(v)
         self.callback('after_step')
     self._end_epoch()
     self.epochs_done = self.epoch + 1
@@ -552,7 +553,10 @@ def train(method:Method, # the method to train (build it after `seed_everything`
     if resume and not out: raise GanimeError('resuming needs the run folder (--out) that holds checkpoint.pt')
     if resume and not (Path(out) / 'checkpoint.pt').exists(): raise GanimeError(f'nothing to resume: no checkpoint.pt in {out}')
     learn_device = training_device(device)
+    rank, world_size, _ = init_distributed()
+    if world_size > 1 and rank > 0: dist.barrier()  # the first process cleans and caches the data, the others read the cache
     batches = method.load_data(data, method.config.get('size', 64), batch_size, learn_device, seed=seed, limit=limit, gray=gray)
+    if world_size > 1 and rank == 0: dist.barrier()
     learn = Learner(method, batches, [*default_callbacks(out, resume, precision, channels_last, compile, sync_bn, samples), *cbs],
                     device=learn_device, seed=seed, data_info=dict(source=str(data), limit=limit, gray=gray))
     return learn.fit(epochs)

@@ -1,0 +1,106 @@
+"Data sources, cleaning counts, caching and batches."
+import io, zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from ganime_nb.data import Batches, DataError, load_images, parse_source, toy_face, toy_faces, TOY_ATTRIBUTES
+
+
+def _save(img, path, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, **kw)
+    return path
+
+
+@pytest.fixture
+def messy(tmp_path):
+    "A folder with 5 good faces, a copied file, 0-byte, truncated, palette, RGBA, grey and non-image files."
+    root = tmp_path / 'messy'
+    for i in range(5): _save(toy_face(i, size=48)[0], root / f'good{i}.jpg', quality=95)
+    (root / 'deep' / 'er').mkdir(parents=True)
+    (root / 'deep' / 'er' / 'copy.jpg').write_bytes((root / 'good0.jpg').read_bytes())
+    (root / 'zero.png').write_bytes(b'')
+    (root / 'cut.jpg').write_bytes((root / 'good1.jpg').read_bytes()[:400])
+    _save(toy_face(10, size=48)[0].convert('P'), root / 'palette.png')
+    rgba = toy_face(11, size=48)[0].convert('RGBA'); rgba.putalpha(128)
+    _save(rgba, root / 'deep' / 'alpha.png')
+    _save(toy_face(12, size=48)[0].convert('L'), root / 'grey.png')
+    (root / 'README.txt').write_text('not an image')
+    (root / '.DS_Store').write_bytes(b'\0\0')
+    return root
+
+
+def test_messy_folder_counts(messy, tmp_path):
+    ims = load_images(messy, size=32, data_dir=tmp_path / 'data', verbose=False)
+    r = ims.report
+    assert (r.kept, r.duplicates, r.empty, r.unreadable, r.converted) == (8, 1, 1, 1, 3)
+    assert ims.images.shape == (8, 3, 32, 32) and ims.images.dtype == torch.uint8
+    assert {'zero.png (empty)', 'cut.jpg (unreadable)', 'good0.jpg (duplicates)'} <= set(r.skipped_examples)  # sorted: deep/ first
+    assert 'kept 8 images, skipped 3 (1 empty, 1 unreadable, 1 duplicates)' in str(r)
+
+
+def test_cache_is_reused_and_refreshed(messy, tmp_path):
+    data = tmp_path / 'data'
+    first = load_images(messy, size=32, data_dir=data, verbose=False)
+    caches = list((data / 'cache').glob('*.pt'))
+    assert len(caches) == 1
+    (messy / 'good1.jpg').unlink()  # the folder changed: its cache must not be used
+    second = load_images(messy, size=32, data_dir=data, verbose=False)
+    assert second.report.kept == first.report.kept - 1 and second.report.duplicates == 1
+    assert len(list((data / 'cache').glob('*.pt'))) == 2
+
+
+def test_empty_missing_and_wrong_sources(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(DataError, match='no image files in .*empty'): load_images(tmp_path / 'empty', data_dir=tmp_path)
+    (tmp_path / 'bad').mkdir(); (tmp_path / 'bad' / 'x.jpg').write_bytes(b'garbage')
+    with pytest.raises(DataError, match=r'no usable images in .*bad.*1 unreadable'): load_images(tmp_path / 'bad', data_dir=tmp_path)
+    with pytest.raises(DataError, match='no such folder or file: .*missing'): load_images(tmp_path / 'missing')
+    (tmp_path / 'notes.txt').write_text('hello')
+    with pytest.raises(DataError, match='not a zip file'): load_images(tmp_path / 'notes.txt')
+
+
+def test_zip_with_subfolder(tmp_path):
+    path = tmp_path / 'pairs.zip'
+    with zipfile.ZipFile(path, 'w') as z:
+        for domain, folder in (('photo', 'trainA'), ('anime', 'trainB')):
+            for i in range(3):
+                buf = io.BytesIO(); toy_face(i, domain, 32)[0].save(buf, 'PNG')
+                z.writestr(f'set/{folder}/{i}.png', buf.getvalue())
+    assert parse_source(f'{path}:trainA').part == 'trainA'
+    a = load_images(f'{path}:trainA', size=32, data_dir=tmp_path, verbose=False)
+    both = load_images(path, size=32, data_dir=tmp_path, verbose=False)
+    assert len(a) == 3 and len(both) == 6
+    assert torch.equal(a.images[0], both.images[0])
+
+
+def test_toy_faces_are_deterministic_with_attributes():
+    a, b = toy_faces(8, size=32, seed=3), toy_faces(8, size=32, seed=3)
+    assert torch.equal(a.images, b.images)
+    assert set(a.attrs) == set(TOY_ATTRIBUTES)
+    for k, v in a.attrs.items(): assert v.shape == (8,) and int(v.max()) < len(TOY_ATTRIBUTES[k])
+    assert not torch.equal(toy_faces(8, 32, 'photo', 3).images, a.images)
+    with pytest.raises(DataError, match='unknown toy domain'): toy_face(0, 'cartoon')
+
+
+def test_batches_shard_and_epochs():
+    images = toy_faces(64, size=16).images
+    whole = Batches(images, 16, seed=1)
+    halves = [Batches(images, 16, seed=1).shard(r, 2) for r in (0, 1)]
+    for dl in (whole, *halves): dl.set_epoch(4)
+    for w, h0, h1 in zip(whole, *halves): assert torch.equal(w, torch.cat([h0, h1]))
+    whole.set_epoch(5)
+    assert not torch.equal(next(iter(whole)), torch.cat([next(iter(h)) for h in halves]))
+    with pytest.raises(DataError, match='larger than the 64 images'): Batches(images, 128)
+    with pytest.raises(DataError, match='uint8'): Batches(images.float(), 8)
+
+
+def test_transparency_goes_on_white():
+    from ganime_nb.data import prepare_image
+    buf = io.BytesIO(); Image.new('RGBA', (40, 30), (255, 0, 0, 0)).save(buf, 'PNG')
+    img, why, converted = prepare_image(buf.getvalue(), size=16)
+    assert why is None and converted and img.shape == (3, 16, 16)
+    assert int(img.min()) == 255  # fully transparent red is white, not red or black

@@ -1,0 +1,109 @@
+"Training core: resuming gives the same run, checkpoints are atomic, NaN stops training safely."
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganime_nb.ae import Autoencoder
+from ganime_nb.data import GanimeError, atomic_save
+from ganime_nb.learner import (Callback, CheckpointCB, Learner, NaNGuardCB, NonFiniteLossError, get_method,
+                               read_checkpoint, seed_everything, train)
+
+SMALL = dict(size=32, latent=16, width=8)
+
+
+class CrashAt(Callback):
+    "Raise KeyboardInterrupt at a given global step, as a killed run would stop."
+    def __init__(self, step): self.step = step
+    def after_step(self, learn):
+        if learn.step == self.step: raise KeyboardInterrupt
+
+
+def _train(out, epochs, resume=False, cbs=()):
+    seed_everything(0)
+    return train(Autoencoder(**SMALL), 'toy:96', epochs=epochs, batch_size=16, out=out, resume=resume,
+                 device='cpu', samples=4, cbs=cbs)
+
+
+def _weights(out): return read_checkpoint(Path(out) / 'checkpoint.pt')['models']
+
+
+def test_resume_after_crash_equals_uninterrupted(tmp_path):
+    _train(tmp_path / 'straight', 4)
+    with pytest.raises(KeyboardInterrupt): _train(tmp_path / 'crashed', 4, cbs=[CrashAt(6 * 2 + 3)])  # 6 steps/epoch
+    assert read_checkpoint(tmp_path / 'crashed' / 'checkpoint.pt')['epochs_done'] == 2
+    learn = _train(tmp_path / 'crashed', 4, resume=True)
+    assert learn.epochs_done == 4 and learn.step == 24
+    straight, resumed = _weights(tmp_path / 'straight'), _weights(tmp_path / 'crashed')
+    for net in straight:
+        for k, w in straight[net].items(): assert torch.equal(w, resumed[net][k]), f'{net}.{k}'
+    hist = read_checkpoint(tmp_path / 'crashed' / 'checkpoint.pt')['history']['mse']
+    assert hist == read_checkpoint(tmp_path / 'straight' / 'checkpoint.pt')['history']['mse'] and len(hist) == 24
+
+
+def test_refuses_to_overwrite_and_to_resume_nothing(tmp_path):
+    _train(tmp_path / 'run', 1)
+    with pytest.raises(GanimeError, match='already holds a trained run'): _train(tmp_path / 'run', 2)
+    with pytest.raises(GanimeError, match='nothing to resume'): _train(tmp_path / 'other', 2, resume=True)
+    seed_everything(0)
+    with pytest.raises(GanimeError, match='the checkpoint was made by ae'):
+        train(Autoencoder(size=32, latent=8, width=8), 'toy:96', 2, 16, out=tmp_path / 'run', resume=True, device='cpu')
+
+
+def test_checkpoint_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / 'checkpoint.pt'
+    atomic_save({'version': 1}, path)
+    real_save = torch.save
+    def crash_halfway(obj, f, *a, **kw):
+        f.write(b'PK\x03\x04 half a checkpoint')  # a partial write...
+        raise OSError('disk full')                 # ...then the crash
+    monkeypatch.setattr(torch, 'save', crash_halfway)
+    with pytest.raises(OSError, match='disk full'): atomic_save({'version': 2}, path)
+    monkeypatch.setattr(torch, 'save', real_save)
+    assert torch.load(path, weights_only=True) == {'version': 1}  # the old checkpoint is intact
+    assert os.listdir(tmp_path) == ['checkpoint.pt']             # and no temporary file is left behind
+
+
+def test_killed_during_checkpoint_leaves_old_one(tmp_path, monkeypatch):
+    "A crash inside CheckpointCB (as when the process is killed while saving) keeps the previous epoch's file."
+    _train(tmp_path / 'run', 1)
+    before = _weights(tmp_path / 'run')
+    def killed_while_saving(obj, f, *args, **kwargs):
+        f.write(b'junk')
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, 'save', killed_while_saving)
+    with pytest.raises(KeyboardInterrupt): _train(tmp_path / 'run', 2, resume=True)
+    monkeypatch.undo()
+    assert read_checkpoint(tmp_path / 'run' / 'checkpoint.pt')['epochs_done'] == 1
+    assert torch.equal(_weights(tmp_path / 'run')['decoder']['0.weight'], before['decoder']['0.weight'])
+    assert sorted(os.listdir(tmp_path / 'run')) == ['checkpoint.pt', 'log.jsonl', 'losses.png', 'samples']
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
+    seed_everything(0)
+    method = Autoencoder(**SMALL)
+    from ganime_nb.data import Batches, toy_faces
+    learn = Learner(method, Batches(toy_faces(64, 32).images, 16), device='cpu',
+                    cbs=[CheckpointCB(tmp_path / 'checkpoint.pt'), NaNGuardCB(every=1)])
+    learn.fit(1)
+    with torch.no_grad(): method.models['encoder'][0][0].weight.fill_(float('nan'))
+    with pytest.raises(NonFiniteLossError, match=r"loss 'mse' became nan at epoch 2, step 5; the last good checkpoint is .*checkpoint.pt \(after epoch 1\)"):
+        learn.fit(2)
+    assert read_checkpoint(tmp_path / 'checkpoint.pt')['epochs_done'] == 1
+
+
+def test_method_registry_errors(monkeypatch):
+    assert get_method('ae') is Autoencoder
+    with pytest.raises(GanimeError, match="unknown method 'nope'"): get_method('nope')
+    from ganime_nb import learner
+    monkeypatch.setitem(learner.METHOD_MODULES, 'future-gan', 'ganime_nb.future_gan')
+    with pytest.raises(GanimeError, match="'future-gan' is not available yet; available now: ae"): get_method('future-gan')
+
+
+def test_read_checkpoint_rejects_foreign_files(tmp_path):
+    (tmp_path / 'x.pt').write_bytes(b'not a checkpoint')
+    with pytest.raises(GanimeError, match='is not a readable checkpoint'): read_checkpoint(tmp_path / 'x.pt')
+    torch.save({'some': 'dict'}, tmp_path / 'y.pt')
+    with pytest.raises(GanimeError, match='is not a ganime checkpoint'): read_checkpoint(tmp_path / 'y.pt')
+    with pytest.raises(GanimeError, match='no checkpoint at'): read_checkpoint(tmp_path / 'z.pt')
