@@ -104,3 +104,30 @@ def test_transparency_goes_on_white():
     img, why, converted = prepare_image(buf.getvalue(), size=16)
     assert why is None and converted and img.shape == (3, 16, 16)
     assert int(img.min()) == 255  # fully transparent red is white, not red or black
+
+
+def test_hub_source_goes_through_the_same_cleaning(tmp_path, monkeypatch):
+    "A hub dataset (here built in memory, as the hub would return it) is read as raw bytes and cleaned like files."
+    datasets = pytest.importorskip('datasets')
+    faces = [toy_face(i, size=48)[0] for i in range(4)]
+    table = datasets.Dataset.from_dict({'imageA': faces, 'imageB': [faces[0]] * 4})
+    table = table.cast_column('imageA', datasets.Image()).cast_column('imageB', datasets.Image())
+    asked = []
+    monkeypatch.setattr(datasets, 'load_dataset', lambda name, split: asked.append((name, split)) or table)
+    a = load_images('huggan/selfie2anime', size=32, data_dir=tmp_path, verbose=False)
+    b = load_images('huggan/selfie2anime:imageB', size=32, data_dir=tmp_path, verbose=False)
+    assert asked == [('huggan/selfie2anime', 'train')] * 2
+    assert (a.report.kept, b.report.kept, b.report.duplicates) == (4, 1, 3)
+    with pytest.raises(DataError, match=r"has no column 'photo'; its columns are \['imageA', 'imageB'\]"):
+        load_images('hf:huggan/selfie2anime:photo', data_dir=tmp_path)
+
+
+def test_hub_source_without_the_extra(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+    def no_datasets(name, *args, **kwargs):
+        if name == 'datasets': raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, '__import__', no_datasets)
+    with pytest.raises(DataError, match=r'install the optional extra first: pip install "ganime\[hub\]"'):
+        load_images('huggan/anime-faces', cache=False)
