@@ -510,14 +510,14 @@ class Batches:
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        n = len(self.images)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        flips = torch.rand(n, generator=g) < 0.5 if self.flip else None
+        n, where = len(self.images), self.images.device
+        order = (torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)).to(where)  # one copy per epoch
+        flips = (torch.rand(n, generator=g) < 0.5).to(where) if self.flip else None
         per_rank = self.batch_size // self.world_size
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size][self.rank * per_rank:(self.rank + 1) * per_rank]
             x = self._to_float(idx, None if flips is None else flips[idx])
-            yield x if self.labels is None else (x, self.labels[idx.to(self.labels.device)])
+            yield x if self.labels is None else (x, self.labels[idx])
 
     def fixed_batch(self, n:int=64) -> torch.Tensor:
         "The first `n` images, unshuffled and unflipped: the same every time (for sample grids)."
