@@ -239,8 +239,7 @@ def to_unit(images:torch.Tensor) -> torch.Tensor:
 
 def image_grid(images, nrow:int=None, padding:int=2) -> torch.Tensor:
     "One float image in [0, 1] tiling `images` (a batch tensor or a list of them); `nrow` images per row."
-    if isinstance(images, (list, tuple)): images = torch.cat([to_unit(i).cpu() for i in images])
-    images = to_unit(images).cpu()
+    images = torch.cat([to_unit(i).cpu() for i in images]) if isinstance(images, (list, tuple)) else to_unit(images).cpu()
     if nrow is None: nrow = math.ceil(math.sqrt(len(images)))
     return make_grid(images, nrow=nrow, padding=padding, pad_value=1.0)
 

@@ -13,6 +13,7 @@ import nbformat
 from nbclient import NotebookClient
 
 FLAG = re.compile(r'^\s*#\s*\|\s*(slow|notest)\b', re.M)
+NO_EVAL = re.compile(r'^\s*#\s*\|\s*eval:\s*false\b', re.M)  # never run, as in nbdev-test
 
 
 def execute(path: Path, run_slow: bool, timeout: int) -> None:
@@ -21,7 +22,7 @@ def execute(path: Path, run_slow: bool, timeout: int) -> None:
     start = time.time()
     with client.setup_kernel():
         for i, cell in enumerate(nb.cells):
-            if cell.cell_type != 'code' or (FLAG.search(cell.source) and not run_slow): continue
+            if cell.cell_type != 'code' or NO_EVAL.search(cell.source) or (FLAG.search(cell.source) and not run_slow): continue
             client.execute_cell(cell, i)
     nbformat.write(nb, path)
     print(f'{path}: {time.time() - start:.0f}s')
