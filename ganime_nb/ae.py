@@ -14,7 +14,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import store_attr
 
-from .data import Batches, interleave
+from .data import GanimeError, interleave
 from .learner import Method, eval_mode, register_method
 
 # %% ../nbs/10_autoencoder.ipynb #8cba3ad8
@@ -28,21 +28,28 @@ def up_block(in_channels:int, out_channels:int) -> nn.Sequential:
 
 def _widths(size:int, width:int, max_width:int=512) -> list:
     "Channels after each halving from `size` down to 4×4: width, 2·width, 4·width, ... (capped)."
-    n = int(math.log2(size)) - 2
-    if 2 ** (n + 2) != size or n < 1: raise ValueError(f'image size must be a power of two, at least 8; got {size}')
+    n = int(math.log2(size)) - 2 if size > 0 else 0
+    if n < 1 or 2 ** (n + 2) != size: raise GanimeError(f'image size must be a power of two, at least 8; got {size}')
+    if width < 1: raise GanimeError(f'width must be at least 1; got {width}')
     return [min(width * 2 ** i, max_width) for i in range(n)]
 
 # %% ../nbs/10_autoencoder.ipynb #1a7964a4
 class Encoder(nn.Sequential):
-    "Image (N, C, size, size) -> latent vector (N, out_features): strided conv blocks, then a dense layer."
-    def __init__(self, size:int=64, channels:int=3, out_features:int=512, width:int=32):
+    "Image (N, C, size, size) -> vector (N, out_features): strided conv blocks, then a dense layer."
+    def __init__(self, size:int=64, # image width and height (a power of two, at least 8)
+                 channels:int=3, # image channels
+                 out_features:int=512, # length of the output vector (the latent code, or more: see the VAE)
+                 width:int=32): # channels of the first block (doubling per block, up to 512)
         ws = _widths(size, width)
         blocks = [down_block(c_in, c_out) for c_in, c_out in zip([channels, *ws], ws)]
         super().__init__(*blocks, nn.Flatten(), nn.Linear(ws[-1] * 4 * 4, out_features))
 
 class Decoder(nn.Sequential):
     "Latent vector (N, latent) -> image (N, C, size, size) in [-1, 1]: a dense layer, transposed conv blocks, tanh."
-    def __init__(self, size:int=64, channels:int=3, latent:int=512, width:int=32):
+    def __init__(self, size:int=64, # image width and height (a power of two, at least 8)
+                 channels:int=3, # image channels
+                 latent:int=512, # length of the latent code
+                 width:int=32): # channels of the last block (as in the `Encoder`, in reverse)
         ws = _widths(size, width)[::-1]
         blocks = [up_block(c_in, c_out) for c_in, c_out in zip(ws, ws[1:])]
         super().__init__(nn.Linear(latent, ws[0] * 4 * 4), nn.Unflatten(1, (ws[0], 4, 4)), nn.BatchNorm2d(ws[0]),
@@ -60,24 +67,28 @@ class Autoencoder(Method):
                  lr:float=1e-3): # Adam learning rate
         super().__init__()
         store_attr()
+        if latent < 1: raise GanimeError(f'latent must be at least 1; got {latent}')
+        if lr <= 0: raise GanimeError(f'the learning rate must be positive; got {lr}')
         self.models['encoder'] = Encoder(size, channels, latent, width)
         self.models['decoder'] = Decoder(size, channels, latent, width)
 
     def encode(self, x): return self.models['encoder'](x)
     def decode(self, z): return self.models['decoder'](z)
+    def reconstruct(self, x): return self.decode(self.encode(x))
 
     def configure_optimizers(self): return {'ae': torch.optim.Adam(self.models.parameters(), self.lr)}
 
     def train_step(self, x, learn):
-        loss = F.mse_loss(self.decode(self.encode(x)), x)
+        loss = F.mse_loss(self.reconstruct(x), x)
         learn.update(loss, 'ae')
-        return {'mse': loss}
+        return {'mse': loss.detach()}
 
     def sample(self, n, generator=None):
+        "Decode `n` codes drawn from a standard normal distribution."
         z = torch.randn(n, self.latent, generator=generator).to(self.device)
         with eval_mode(self.models): return self.decode(z)
 
     def preview(self, data, n, generator):
         "Fixed faces (odd columns) next to their reconstructions (even columns)."
         x = data.fixed_batch(n // 2)
-        with eval_mode(self.models): return interleave(x, self.decode(self.encode(x)))
+        with eval_mode(self.models): return interleave(x, self.reconstruct(x))
