@@ -1,0 +1,300 @@
+"CycleGAN: networks, image pool, cycle loss, two-domain data, resume, and the `ganime translate` command."
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from PIL import Image
+from torchvision.transforms.v2.functional import pil_to_tensor
+
+from ganime_nb.data import DataError, GanimeError, toy_face, toy_faces
+from ganime_nb.learner import Callback, CheckpointCB, Learner, seed_everything
+from ganime_nb.cyclegan import (CycleGAN, EmbeddingDiscriminator, ImagePool, PatchDiscriminator, ResnetGenerator,
+                                decay_factor, domain_sources, noisy_real, translate_folder, unpaired_batches)
+from ganime_nb import cli
+
+TINY = dict(size=32, width=4, res_blocks=2, disc_width=4, disc_layers=2)
+
+
+def tiny(**kw) -> CycleGAN:
+    seed_everything(0)
+    return CycleGAN(**{**TINY, **kw})
+
+
+# ---------------------------------------------------------------- networks
+@pytest.mark.parametrize('size,kernel', [(32, 3), (64, 5), (128, 3)])
+def test_generator_shapes(size, kernel):
+    g = ResnetGenerator(3, 4, res_blocks=3, kernel=kernel)
+    x = torch.randn(2, 3, size, size)
+    y = g(x)
+    assert y.shape == x.shape
+    assert y.abs().max() <= 1  # tanh output, images in [-1, 1]
+    assert g.encode(x).shape == (2, 16, size // 4, size // 4)
+    assert torch.allclose(g.decode(g.encode(x)), y)
+
+
+def test_generator_grey_and_batch_of_one():
+    g = ResnetGenerator(1, 4, res_blocks=1)
+    assert g(torch.randn(1, 1, 32, 32)).shape == (1, 1, 32, 32)  # instance norm works on a batch of one
+
+
+def test_patch_discriminator_shapes():
+    assert PatchDiscriminator(3, 4, layers=3)(torch.randn(2, 3, 128, 128)).shape == (2, 1, 14, 14)
+    assert PatchDiscriminator(3, 4, layers=3)(torch.randn(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+    assert PatchDiscriminator(1, 4, layers=2)(torch.randn(1, 1, 32, 32)).shape == (1, 1, 6, 6)
+    assert EmbeddingDiscriminator(16)(torch.randn(2, 16, 8, 8)).shape == (2, 1)
+
+
+def test_bad_options():
+    with pytest.raises(GanimeError, match='odd'): CycleGAN(**{**TINY, 'gen_kernel': 4})
+    with pytest.raises(GanimeError, match='discriminator layers'): CycleGAN(**{**TINY, 'disc_layers': 4})
+    with pytest.raises(GanimeError, match='divisible by 4'): CycleGAN(**{**TINY, 'size': 30})
+    with pytest.raises(GanimeError, match='unknown adversarial'): CycleGAN(**{**TINY, 'adversarial': 'nope'})
+    with pytest.raises(GanimeError, match='no real/fake targets'): CycleGAN(**{**TINY, 'adversarial': 'wgan-gp', 'label_noise': 0.2})
+
+
+# ---------------------------------------------------------------- losses
+class Copy(nn.Identity):
+    "A generator that returns its input."
+    def encode(self, x): return x
+    def decode(self, x): return x
+
+
+def test_cycle_loss_is_zero_for_identity_generators():
+    m = tiny()
+    a, b = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 32, 32) * 2 - 1
+    _, parts, _, _ = m.generator_loss(a, b)
+    assert parts['cycle'] > 0.05 and parts['identity'] > 0.05  # random generators do not return their input
+    m.models['g_ab'], m.models['g_ba'] = Copy(), Copy()
+    total, parts, (fake_b, fake_a), _ = m.generator_loss(a, b)
+    assert parts['cycle'].item() == 0 and parts['identity'].item() == 0
+    assert torch.equal(fake_b, a) and torch.equal(fake_a, b)
+    assert torch.isclose(total, parts['g_adv'])  # only the adversarial term is left
+
+
+def test_cycle_loss_weights():
+    "The weights scale the unweighted parts into the total."
+    m = tiny(cycle_weight=3.0, identity_weight=0.5, embed_weight=2.0)
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    total, p, _, _ = m.generator_loss(a, b)
+    assert set(p) == {'g_adv', 'cycle', 'identity', 'g_embed'}
+    expected = p['g_adv'] + 3 * p['cycle'] + 0.5 * p['identity'] + 2 * p['g_embed']
+    assert torch.isclose(total, expected)
+    assert 'identity' not in tiny(identity_weight=0).generator_loss(a, b)[1]
+
+
+def test_label_noise_shifts_real_targets():
+    "With label noise, least squares pulls real scores to targets in [1 - noise, 1]: the loss of a score of 1 is no longer 0."
+    m = tiny(label_noise=0.2)
+    torch.manual_seed(0)
+    ones, zeros = torch.ones(10000), torch.zeros(10000)
+    loss = m.loss.d_loss(noisy_real(ones, 0.2), zeros)
+    # E[(u)^2]/2 for u ~ U(0, 0.2) is 0.2²/6
+    assert abs(loss.item() - 0.2 ** 2 / 6) < 2e-3
+
+
+# ---------------------------------------------------------------- image pool
+def numbered(i, n=2):
+    "A batch of n one-pixel images whose values identify them: i*10 + j."
+    return torch.tensor([i * 10.0 + j for j in range(n)]).view(n, 1, 1, 1)
+
+
+def test_image_pool_off_and_filling():
+    x = torch.randn(4, 3, 8, 8)
+    assert torch.equal(ImagePool(0)(x), x)
+    pool = ImagePool(6)
+    assert torch.equal(pool(numbered(0)), numbered(0)) and torch.equal(pool(numbered(1)), numbered(1))
+    assert pool.count == 4
+    assert torch.equal(pool(numbered(2, 3)), numbered(2, 3))  # 2 more fill it; the third passes through or swaps
+    assert pool.count == 6
+
+
+def test_image_pool_returns_the_expected_mix():
+    torch.manual_seed(0)
+    pool, seen, old, returned_old = ImagePool(10), set(), 0, []
+    for i in range(5):  # fill it: 10 images, all passed through
+        assert torch.equal(pool(numbered(i)), numbered(i))
+        seen |= set(numbered(i).flatten().tolist())
+    total = 0
+    for i in range(5, 1005):
+        batch = numbered(i)
+        out = pool(batch)
+        for got, new in zip(out.flatten().tolist(), batch.flatten().tolist()):
+            total += 1
+            if got != new:
+                old += 1
+                assert got in seen  # history: an image given to the pool earlier
+                returned_old.append(got)
+        seen |= set(batch.flatten().tolist())
+    assert abs(old / total - 0.5) < 0.04, old / total  # half new, half history
+    assert len(returned_old) == len(set(returned_old))  # a stored image leaves the pool when it is returned
+    assert sorted(pool.images.flatten().tolist()) != sorted(range(10))  # the pool's contents changed
+
+
+def test_image_pool_state_round_trip():
+    torch.manual_seed(1)
+    pool = ImagePool(4)
+    for i in range(6): pool(numbered(i))
+    copy = ImagePool(4)
+    copy.load_state_dict(pool.state_dict())
+    rng = torch.get_rng_state()
+    a = [pool(numbered(i)) for i in range(6, 20)]
+    torch.set_rng_state(rng)
+    b = [copy(numbered(i)) for i in range(6, 20)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(GanimeError, match='holds 4 images'): ImagePool(5).load_state_dict(pool.state_dict())
+
+
+# ---------------------------------------------------------------- data
+def save_toy(folder, domain, n, size=40):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n): toy_face(i, domain, size)[0].save(folder / f'{domain}{i}.png')
+
+
+def test_domain_sources(tmp_path):
+    assert domain_sources('toy') == ('toy-photo', 'toy')
+    assert domain_sources('toy:50') == ('toy-photo:50', 'toy:50')
+    assert domain_sources('huggan/selfie2anime') == ('huggan/selfie2anime:imageA', 'huggan/selfie2anime:imageB')
+    assert domain_sources('hf:huggan/selfie2anime') == ('huggan/selfie2anime:imageA', 'huggan/selfie2anime:imageB')
+    assert domain_sources('toy-photo:10,toy:20') == ('toy-photo:10', 'toy:20')
+    save_toy(tmp_path / 'set' / 'trainA', 'photo', 2)
+    save_toy(tmp_path / 'set' / 'trainB', 'anime', 2)
+    assert domain_sources(str(tmp_path / 'set')) == (str(tmp_path / 'set/trainA'), str(tmp_path / 'set/trainB'))
+    assert domain_sources(str(tmp_path)) == (str(tmp_path / 'set/trainA'), str(tmp_path / 'set/trainB'))  # one level down
+    with zipfile.ZipFile(tmp_path / 'pair.zip', 'w') as z:
+        for p in (tmp_path / 'set').rglob('*.png'): z.write(p, f'selfie2anime/{p.parent.name}/{p.name}')
+    zp = str(tmp_path / 'pair.zip')
+    assert domain_sources(zp) == (f'{zp}:trainA', f'{zp}:trainB')
+    with pytest.raises(DataError, match='CycleGAN needs two'): domain_sources(str(tmp_path / 'set' / 'trainA'))
+    with pytest.raises(DataError, match='CycleGAN needs two'): domain_sources('toy-photo')
+    with pytest.raises(DataError, match='no such folder'): domain_sources(str(tmp_path / 'missing'))
+    with pytest.raises(DataError, match='exactly two'): domain_sources('toy,toy,toy')
+    (tmp_path / 'notes.txt').write_text('hi')
+    with pytest.raises(DataError, match='not a zip'): domain_sources(str(tmp_path / 'notes.txt'))
+
+
+def test_unpaired_batches_from_a_zip(tmp_path):
+    save_toy(tmp_path / 'trainA', 'photo', 12)
+    save_toy(tmp_path / 'trainB', 'anime', 20)
+    with zipfile.ZipFile(tmp_path / 'pair.zip', 'w') as z:
+        for p in tmp_path.rglob('*.png'): z.write(p, f'{p.parent.name}/{p.name}')
+    data = unpaired_batches(str(tmp_path / 'pair.zip'), size=32, batch_size=4)
+    assert len(data) == 3  # the smaller domain (12 images) sets the epoch
+    batches = list(data)
+    assert len(batches) == 3 and all(a.shape == b.shape == (4, 3, 32, 32) for a, b in batches)
+    a, b = data.fixed_batch(5)
+    assert a.shape == b.shape == (5, 3, 32, 32)
+    assert (a.mean((1, 2, 3)) != b.mean((1, 2, 3))).all()  # two different domains
+    first = torch.cat([a for a, _ in data])
+    data.set_epoch(1)
+    assert not torch.equal(first, torch.cat([a for a, _ in data]))  # each epoch reshuffles
+
+
+# ---------------------------------------------------------------- training: decay, resume
+def test_learning_rate_decays_in_the_second_half():
+    class Record(Callback):
+        order = 5
+        def __init__(self): self.lrs = []
+        def before_step(self, learn): self.lrs.append([g['lr'] for o in learn.opts.values() for g in o.param_groups])
+    m, rec = tiny(lr=1e-3), Record()
+    Learner(m, unpaired_batches('toy:16', 32, 4), cbs=[rec], device='cpu').fit(4)  # 16 steps
+    lrs = [l[0] for l in rec.lrs]
+    assert all(len(set(l)) == 1 for l in rec.lrs)  # generators and discriminators share the schedule
+    assert lrs[:8] == [1e-3] * 8
+    assert all(x > y for x, y in zip(lrs[8:], lrs[9:])) and 0 < lrs[-1] < 2e-4
+    assert decay_factor(75, 100) == 0.5 and decay_factor(10, 100, start=0.0) == 0.9
+
+
+def test_resume_continues_identically(tmp_path):
+    "A run interrupted in its second epoch and resumed ends like a run that never stopped: weights, image pools, lr decay."
+    class Crash(Callback):
+        def after_step(self, learn):
+            if learn.step == 6: raise KeyboardInterrupt  # in the middle of epoch 2 of 3 (4 steps each)
+    def run(folder, resume=False, crash=False):
+        m = tiny(pool_size=6, label_noise=0.1, embed_weight=1.0)
+        cbs = [CheckpointCB(folder / 'checkpoint.pt', resume=resume), *([Crash()] if crash else [])]
+        learn = Learner(m, unpaired_batches('toy:16', 32, 4), cbs=cbs, device='cpu', seed=3)
+        try: learn.fit(3)
+        except KeyboardInterrupt: assert learn.epochs_done == 1
+        return m
+    straight = run(tmp_path / 'a')
+    run(tmp_path / 'b', crash=True)
+    resumed = run(tmp_path / 'b', resume=True)
+    for (k, p), q in zip(straight.models.state_dict().items(), resumed.models.state_dict().values()):
+        assert torch.equal(p, q), k
+    for k in ('a', 'b'):
+        assert straight.pools[k].count == resumed.pools[k].count == 6
+        assert torch.equal(straight.pools[k].images, resumed.pools[k].images)
+
+
+# ---------------------------------------------------------------- command line
+def image_folder(folder):
+    "Toy photos of several sizes and modes, a corrupt JPEG, an empty PNG, a text file, and a subfolder."
+    folder.mkdir()
+    toy_face(0, 'photo', 64)[0].save(folder / 'photo1.jpg')
+    toy_face(1, 'photo', 64)[0].resize((90, 50)).save(folder / 'wide.png')
+    toy_face(2, 'photo', 64)[0].convert('L').save(folder / 'grey.jpg')
+    toy_face(3, 'photo', 64)[0].convert('RGBA').save(folder / 'alpha.png')
+    (folder / 'sub').mkdir()
+    toy_face(4, 'photo', 64)[0].save(folder / 'sub' / 'deep.webp')
+    (folder / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 this is not really a jpeg')
+    (folder / 'empty.png').write_bytes(b'')
+    (folder / 'notes.txt').write_text('not an image')
+
+
+def test_train_and_translate_from_the_command_line(ganime):
+    save_toy(ganime.cwd / 'photos', 'photo', 8)
+    save_toy(ganime.cwd / 'anime', 'anime', 8)
+    ganime('train', 'cyclegan', '--data', 'photos,anime', '--size', '32', '--width', '4', '--res-blocks', '1',
+           '--disc-width', '4', '--disc-layers', '2', '--epochs', '1', '--batch-size', '4', '--samples', '16',
+           '--out', 'run', '--device', 'cpu', check=0)
+    assert (ganime.cwd / 'run' / 'checkpoint.pt').is_file() and (ganime.cwd / 'run' / 'samples' / 'epoch_001.png').is_file()
+    image_folder(ganime.cwd / 'in')
+    proc = ganime('translate', 'run/checkpoint.pt', '--input', 'in', '--out', 'out', '--device', 'cpu', check=0)
+    out = ganime.cwd / 'out'
+    assert sorted(str(p.relative_to(out)) for p in out.rglob('*.png')) == ['alpha.png', 'grey.png', 'photo1.png', 'sub/deep.png', 'wide.png']
+    for p in out.rglob('*.png'):
+        with Image.open(p) as img: assert img.size == (32, 32) and img.mode == 'RGB'
+    assert 'translated 5 images (a2b)' in proc.stdout
+    assert 'skipped 2 unreadable' in proc.stdout and 'broken.jpg (unreadable)' in proc.stdout and 'empty.png (empty)' in proc.stdout
+    assert 'ignored 1 file' in proc.stdout
+    # b2a of one file, in-process, gives a different picture than a2b
+    report = translate_folder(ganime.cwd / 'run/checkpoint.pt', ganime.cwd / 'in/photo1.jpg',
+                              ganime.cwd / 'back', direction='b2a', device='cpu')
+    assert [p.name for p in report.written] == ['photo1.png']
+    a2b, b2a = (pil_to_tensor(Image.open(p)).float() for p in (out / 'photo1.png', ganime.cwd / 'back/photo1.png'))
+    assert (a2b - b2a).abs().mean() > 1
+
+
+def test_translate_errors(tmp_path, capsys):
+    m = tiny()
+    ckpt = tmp_path / 'cg.pt'
+    Learner(m, unpaired_batches('toy:8', 32, 4), cbs=[CheckpointCB(ckpt)], device='cpu').fit(1)
+    def run(*args):
+        code = cli.main(['translate', *map(str, args)])
+        return code, capsys.readouterr().err
+    code, err = run(ckpt, '--input', tmp_path / 'nothing', '--out', tmp_path / 'o')
+    assert code == 2 and 'no such folder or file' in err
+    (tmp_path / 'bad').mkdir()
+    (tmp_path / 'bad' / 'x.jpg').write_bytes(b'garbage')
+    code, err = run(ckpt, '--input', tmp_path / 'bad', '--out', tmp_path / 'o')
+    assert code == 2 and 'no readable images' in err and '1 unreadable' in err
+    (tmp_path / 'text').mkdir()
+    (tmp_path / 'text' / 'a.txt').write_text('x')
+    code, err = run(ckpt, '--input', tmp_path / 'text', '--out', tmp_path / 'o')
+    assert code == 2 and 'no readable images' in err and '.png' in err
+    code, err = run(tmp_path / 'missing.pt', '--input', tmp_path / 'bad', '--out', tmp_path / 'o')
+    assert code == 2 and 'no checkpoint' in err
+    code, err = run(ckpt, '--input', tmp_path / 'bad', '--out', tmp_path / 'o', '--direction', 'sideways')
+    assert code == 2 and 'invalid choice' in err
+    # a checkpoint of another method
+    from ganime_nb.ae import Autoencoder
+    from ganime_nb.data import Batches
+    seed_everything(0)
+    Learner(Autoencoder(size=32, latent=8, width=4), Batches(toy_faces(8, 32).images, 4), cbs=[CheckpointCB(tmp_path / 'ae.pt')], device='cpu').fit(1)
+    code, err = run(tmp_path / 'ae.pt', '--input', tmp_path / 'bad', '--out', tmp_path / 'o')
+    assert code == 2 and 'holds a ae model, not a CycleGAN' in err
+    # sampling from noise is not what a CycleGAN does
+    code = cli.main(['sample', str(ckpt), '--out', str(tmp_path / 's.png')])
+    assert code == 2 and 'ganime translate' in capsys.readouterr().err
