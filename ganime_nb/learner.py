@@ -403,6 +403,9 @@ class CompileCB(Callback):
     order = -10
     def __init__(self, mode:str=None): self.mode = mode
     def before_fit(self, learn):
+        import torch._dynamo
+        # modules compiled in place share one budget of recompilations; a GAN's networks use most of the default 8
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         for m in learn.method.models.values(): m.compile(mode=self.mode)
 
 class SyncBatchNormCB(Callback):

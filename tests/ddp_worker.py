@@ -2,6 +2,7 @@
 
     torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py OUT    # two processes, gloo on the CPU
     python tests/ddp_worker.py OUT                                      # one process, same global batch
+    torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py OUT wgan-gp   # a GAN: n_critic steps, penalty
 
 Batch norm is left out on purpose: with it, each process normalises over its own slice of the batch, which is a
 real (documented) difference from one process; SyncBatchNorm, which removes it, needs CUDA.
@@ -34,9 +35,16 @@ class PlainAutoencoder(Method):
         return {'mse': loss}
 
 
-def main(out: Path, epochs: int = 3):
+def make_method(name: str) -> Method:
+    "The method to train: the plain autoencoder, or a tiny WGAN-GP (several critic calls and a double backward per step)."
+    if name == 'plain-ae': return PlainAutoencoder()
+    from ganime_nb.wgan import WGANGP
+    return WGANGP(size=16, width=8, latent=8, n_critic=2)
+
+
+def main(out: Path, name: str = 'plain-ae', epochs: int = 3):
     seed_everything(0)
-    method = PlainAutoencoder()
+    method = make_method(name)
     data = Batches(toy_faces(96, size=16).images, batch_size=16, seed=0)
     learn = Learner(method, data, cbs=[CheckpointCB(out / 'run' / 'checkpoint.pt')], device='cpu').fit(epochs)
     torch.save({'rank': learn.rank, 'world_size': learn.world_size, 'steps': learn.step,
@@ -44,4 +52,4 @@ def main(out: Path, epochs: int = 3):
 
 
 if __name__ == '__main__':
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), *sys.argv[2:3])

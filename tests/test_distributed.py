@@ -57,6 +57,16 @@ def test_one_checkpoint_written(runs):
     assert state['epochs_done'] == 3 and len(state['rng']) == 2  # each process's RNG state, for resuming
 
 
+def test_gan_steps_stay_in_sync(tmp_path):
+    "WGAN-GP calls its critic several times per step and differentiates through it twice: ranks must still agree."
+    torchrun(HERE / 'ddp_worker.py', tmp_path, 'wgan-gp', cwd=tmp_path)
+    r0, r1 = _weights(tmp_path / 'weights-2-0.pt'), _weights(tmp_path / 'weights-2-1.pt')
+    assert r0['steps'] == 18
+    params = [k for k in r0['weights'] if 'running' not in k and 'num_batches' not in k]
+    assert len(params) > 10
+    for k in params: assert torch.equal(r0['weights'][k], r1['weights'][k]), k
+
+
 def test_cli_under_torchrun_writes_once_and_resumes(tmp_path):
     env = {**os.environ, 'GANIME_DATA': str(tmp_path / 'data')}
     args = ['-m', 'ganime_nb.cli', 'train', 'ae', '--data', 'toy:128', '--batch-size', '32', '--width', '8',
