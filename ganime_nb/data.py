@@ -491,7 +491,9 @@ class Batches:
         self.batch_size, self.shuffle, self.flip, self.drop_last, self.seed = batch_size, shuffle, flip, drop_last, seed
         self.epoch, self.rank, self.world_size = 0, 0, 1
 
-    def set_epoch(self, epoch:int): self.epoch = epoch
+    def set_epoch(self, epoch:int):
+        "Use the order and flips of `epoch` from the next iteration on."
+        self.epoch = epoch
     def shard(self, rank:int, world_size:int):
         "Make batches for process `rank` of `world_size`: its slice of each global batch."
         if self.batch_size % world_size: raise DataError(f'batch size {self.batch_size} does not divide evenly between {world_size} processes')
