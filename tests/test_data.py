@@ -131,3 +131,19 @@ def test_hub_source_without_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, '__import__', no_datasets)
     with pytest.raises(DataError, match=r'install the optional extra first: pip install "ganime\[hub\]"'):
         load_images('huggan/anime-faces', cache=False)
+
+
+def test_limit_stops_decoding_early():
+    "A limit on a large source keeps the first images and decodes at most one chunk, not the whole source."
+    from ganime_nb.data import CLEAN_CHUNK, clean_images
+    pngs = []
+    for i in range(20):
+        buf = io.BytesIO(); toy_face(i, size=32)[0].save(buf, format='PNG'); pngs.append(buf.getvalue())
+    decoded = []
+    def loader(i): return lambda: decoded.append(i) or pngs[i % 20]
+    items = [(f'face{i}.png', loader(i)) for i in range(3 * CLEAN_CHUNK)]
+    ims = clean_images(items, 'many', size=32, limit=10, progress=False)
+    assert len(ims.images) == ims.report.kept == 10
+    assert len(decoded) <= CLEAN_CHUNK  # the first chunk at most
+    whole = clean_images(items[:CLEAN_CHUNK + 5], 'some', size=32, progress=False)
+    assert (whole.report.kept, whole.report.duplicates) == (20, CLEAN_CHUNK + 5 - 20)  # counts span the chunks
