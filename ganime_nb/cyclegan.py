@@ -23,7 +23,7 @@ from torchvision.utils import save_image
 
 from .data import (Batches, DataError, GanimeError, IMAGE_SUFFIXES, interleave, load_images,
                             parse_source, prepare_image, to_unit, zip_items)
-from .learner import Callback, Method, eval_mode, pick_device, read_checkpoint, register_method
+from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
 from .losses import LOSSES, get_loss
 
 # %% ../nbs/30_cyclegan.ipynb #09106608
@@ -198,15 +198,6 @@ def unpaired_batches(spec:str='toy', # two domains, see `domain_sources`
     return UnpairedBatches(Batches(a.images, batch_size, device, seed=seed), Batches(b.images, batch_size, device, seed=seed + 1))
 
 # %% ../nbs/30_cyclegan.ipynb #b8d52adf
-class _frozen:
-    "Context manager: no gradients for the parameters of `modules` (a generator step need not fill D's)."
-    def __init__(self, *modules): self.params = [p for m in modules for p in m.parameters()]
-    def __enter__(self):
-        self.flags = [p.requires_grad for p in self.params]
-        for p in self.params: p.requires_grad_(False)
-    def __exit__(self, *exc):
-        for p, flag in zip(self.params, self.flags): p.requires_grad_(flag)
-
 _DIRECTIONS = {'a2b': 'g_ab', 'b2a': 'g_ba'}
 
 # %% ../nbs/30_cyclegan.ipynb #c824d3bd
@@ -302,7 +293,7 @@ def train_step(self:CycleGAN, batch, learn) -> dict:
     "One step: update both generators (discriminators frozen), then the discriminators; returns every part's loss."
     a, b = batch
     discs = [m for k, m in self.models.items() if k.startswith('d_')]
-    with _frozen(*discs): g_total, g_parts, (fake_b, fake_a), middles = self.generator_loss(a, b)
+    with frozen(*discs): g_total, g_parts, (fake_b, fake_a), middles = self.generator_loss(a, b)
     learn.update(g_total, 'g')
     d_total, d_parts = self.discriminator_loss(a, b, self.pools['a'](fake_a), self.pools['b'](fake_b), middles)
     learn.update(d_total, 'd')
@@ -352,12 +343,9 @@ class TranslateReport:
 
 def load_cyclegan(checkpoint, device=None) -> CycleGAN:
     "A trained CycleGAN from a checkpoint file, with a clear error for any other kind of checkpoint."
-    state = read_checkpoint(checkpoint)
-    if state['method'] != CycleGAN.name:
-        raise GanimeError(f"{checkpoint} holds a {state['method']} model, not a CycleGAN: translate needs a checkpoint from ganime train cyclegan")
-    method = CycleGAN(**state['config'])
-    for k, m in method.models.items(): m.load_state_dict(state['models'][k])
-    method.models.to(pick_device(device)).eval()
+    method = load_method(checkpoint, device)
+    if not isinstance(method, CycleGAN):
+        raise GanimeError(f"{checkpoint} holds a {method.name} model, not a CycleGAN: translate needs a checkpoint from ganime train cyclegan")
     return method
 
 def _output_names(files:list, root:Path) -> list:

@@ -17,7 +17,7 @@ from torch import nn
 from fastcore.basics import patch, store_attr
 
 from .data import GanimeError
-from .learner import Method, eval_mode, register_method
+from .learner import Method, eval_mode, frozen, register_method
 from .losses import get_loss
 
 # %% ../nbs/20_dcgan.ipynb #7b714e02
@@ -147,11 +147,9 @@ def train_step(self:GAN, real:torch.Tensor, learn) -> dict:
     logs = {'d_loss': d_loss.detach(), 'g_loss': None, 'D(x)': loss.view(real_scores.detach()), 'D(G(z))': loss.view(fake_scores.detach())}
     if loss.has_penalty: logs['penalty'] = penalty.detach()
     if generator_turn:
-        self.D.requires_grad_(False)  # gradients flow through D to G, but D's own are not needed
-        try:
+        with frozen(self.D):  # gradients flow through D to G, but D's own are not needed
             g_loss = loss.g_loss(self.D(loss.perturb(fake, progress)))
             learn.update(g_loss, 'generator')
-        finally: self.D.requires_grad_(True)
     else: g_loss = loss.g_loss(fake_scores.detach())  # measured, not trained on
     logs['g_loss'] = g_loss.detach()
     return logs

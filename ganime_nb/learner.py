@@ -7,10 +7,10 @@ Docs: https://ganime-course.github.io/ganime/learner.html.md"""
 # %% auto #0
 __all__ = ['METHOD_MODULES', 'CHECKPOINT_FORMAT', 'PRECISIONS', 'pick_device', 'seed_everything', 'rng_state', 'set_rng_state',
            'init_distributed', 'average_gradients', 'training_device', 'broadcast_module', 'Method', 'eval_mode',
-           'register_method', 'available_methods', 'get_method', 'Callback', 'CancelFit', 'NonFiniteLossError',
-           'Learner', 'read_checkpoint', 'load_method', 'CheckpointCB', 'NaNGuardCB', 'MixedPrecisionCB',
-           'ChannelsLastCB', 'CompileCB', 'SyncBatchNormCB', 'ProgressCB', 'SampleGridCB', 'plot_losses', 'LossLogCB',
-           'default_callbacks', 'train']
+           'frozen', 'register_method', 'available_methods', 'get_method', 'Callback', 'CancelFit',
+           'NonFiniteLossError', 'Learner', 'read_checkpoint', 'load_method', 'CheckpointCB', 'NaNGuardCB',
+           'MixedPrecisionCB', 'ChannelsLastCB', 'CompileCB', 'SyncBatchNormCB', 'ProgressCB', 'SampleGridCB',
+           'plot_losses', 'LossLogCB', 'default_callbacks', 'train']
 
 # %% ../nbs/01_learner.ipynb #34627042
 import importlib, importlib.util, inspect, json, math, os, random, sys, time
@@ -23,7 +23,7 @@ from torch import nn
 from fastcore.basics import patch
 from fastprogress.fastprogress import master_bar, progress_bar
 
-from .data import GanimeError, ImageSet, Batches, atomic_save, image_grid, load_images, save_images
+from .data import GanimeError, Batches, atomic_save, image_grid, load_images, save_images
 
 # %% ../nbs/01_learner.ipynb #6c79390f
 def pick_device(device=None) -> torch.device:
@@ -139,6 +139,15 @@ class eval_mode:
     def __exit__(self, *exc):
         for mod, modes in zip(self.modules, self.modes):
             for m, t in zip(mod.modules(), modes): m.train(t)
+
+class frozen:
+    "Context manager: no parameter gradients for `modules` (gradients still flow through them), then restore each flag."
+    def __init__(self, *modules): self.params = [p for m in modules for p in m.parameters()]
+    def __enter__(self):
+        self.flags = [p.requires_grad for p in self.params]
+        for p in self.params: p.requires_grad_(False)
+    def __exit__(self, *exc):
+        for p, flag in zip(self.params, self.flags): p.requires_grad_(flag)
 
 # %% ../nbs/01_learner.ipynb #599270b2
 METHOD_MODULES = {'ae': 'ganime_nb.ae', 'vae': 'ganime_nb.vae', 'dcgan': 'ganime_nb.dcgan', 'wgan': 'ganime_nb.wgan',
