@@ -323,16 +323,15 @@ def clean_images(items, # iterable of (name, bytes or a function returning bytes
     chunks = range(0, len(items), CLEAN_CHUNK)  # a chunk at a time: decoded images wait in memory only that long
     if progress and len(items) > CLEAN_CHUNK: chunks = progress_bar(chunks, leave=False)
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        for start in chunks:
-            for name, img, why, converted in pool.map(work, items[start:start + CLEAN_CHUNK]):
-                if img is not None and (h := _hash(img)) in seen: why = 'duplicates'
-                if why:
-                    setattr(report, why, getattr(report, why) + 1)
-                    if len(report.skipped_examples) < 5: report.skipped_examples.append(f'{name} ({why})')
-                    continue
-                seen.add(h); kept.append(img)
-                report.converted += converted
-                if limit and len(kept) >= limit: break
+        results = (r for start in chunks for r in pool.map(work, items[start:start + CLEAN_CHUNK]))
+        for name, img, why, converted in results:
+            if img is not None and (h := _hash(img)) in seen: why = 'duplicates'
+            if why:
+                setattr(report, why, getattr(report, why) + 1)
+                if len(report.skipped_examples) < 5: report.skipped_examples.append(f'{name} ({why})')
+                continue
+            seen.add(h); kept.append(img)
+            report.converted += converted
             if limit and len(kept) >= limit: break
     report.kept = len(kept)
     if not kept: raise DataError(f'no usable images in {source}: {report}')
