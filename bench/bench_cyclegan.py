@@ -7,13 +7,14 @@ Each batch size trains a fresh CycleGAN (the paper's networks unless told otherw
 on toy faces already on the device, and prints one Markdown table row: iterations (training steps, each updating
 both generators and both discriminators) per second, images per second, and the peak memory of the process.
 """
-import argparse, platform, resource, sys, time
+import argparse, platform, resource, sys
 
 import torch
 
-from ganime_nb.cyclegan import CycleGAN, UnpairedBatches
+from ganime_nb.cyclegan import CycleGAN
 from ganime_nb.data import Batches, toy_faces
-from ganime_nb.learner import Callback, Learner, MixedPrecisionCB, ChannelsLastCB, pick_device, seed_everything
+from ganime_nb.learner import Learner, MixedPrecisionCB, ChannelsLastCB, pick_device, seed_everything
+from timing import StepTimer
 
 
 class Repeat:
@@ -21,21 +22,6 @@ class Repeat:
     def __init__(self, batch, n): self.batch, self.n = batch, n
     def __len__(self): return self.n
     def __iter__(self): return (self.batch for _ in range(self.n))
-
-
-class Timer(Callback):
-    "Time the steps after the first `warmup` ones (cuDNN autotuning and allocation happen there)."
-    order = 100
-    def __init__(self, warmup): self.warmup, self.start = warmup, None
-    def _sync(self, learn):
-        if learn.device.type == 'cuda': torch.cuda.synchronize(learn.device)
-    def before_step(self, learn):
-        if learn.step == self.warmup:
-            self._sync(learn)
-            self.start = time.perf_counter()
-    def after_fit(self, learn):
-        self._sync(learn)
-        self.seconds = time.perf_counter() - self.start
 
 
 def peak_memory(device) -> str:
@@ -52,7 +38,7 @@ def bench(batch_size, args, device) -> dict:
     method = CycleGAN(size=args.size, width=args.width, res_blocks=args.res_blocks, gen_kernel=args.gen_kernel,
                       disc_width=args.disc_width, disc_layers=args.disc_layers, embed_weight=args.embed_weight)
     a, b = (Batches(toy_faces(batch_size, args.size, domain).images, batch_size, device).fixed_batch(batch_size) for domain in ('photo', 'anime'))
-    timer = Timer(args.warmup)
+    timer = StepTimer(args.warmup, args.steps)
     cbs = [MixedPrecisionCB(args.precision), timer, *([ChannelsLastCB()] if args.channels_last else [])]
     if device.type == 'cuda':
         torch.cuda.empty_cache()

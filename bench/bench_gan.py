@@ -13,7 +13,7 @@ channels-last, no compilation, a sigmoid and `BCELoss`, `.item()` after each los
 `torchvision.datasets.ImageFolder` through a `DataLoader` with 2 worker processes (Resize, CenterCrop, ToTensor,
 Normalize). The JPEG files are written to a temporary folder first, so both rows run on the same machine and data.
 """
-import argparse, math, os, platform, shlex, sys, tempfile, time
+import argparse, math, platform, shlex, sys, tempfile, time
 from pathlib import Path
 
 import torch
@@ -21,25 +21,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from ganime_nb.data import Batches, load_images, toy_faces
-from ganime_nb.learner import (Callback, CancelFit, ChannelsLastCB, CompileCB, Learner, MixedPrecisionCB, NaNGuardCB,
-                               get_method, pick_device, seed_everything)
+from ganime_nb.learner import ChannelsLastCB, CompileCB, Learner, MixedPrecisionCB, NaNGuardCB, get_method, pick_device, seed_everything
+from timing import StepTimer
 
 GAN_METHODS = ('dcgan', 'wgan', 'wgan-gp', 'resgan')
-
-
-class StepTimer(Callback):
-    "Time `steps` training steps after `warmup` steps (compilation, cuDNN autotuning), then stop the fit."
-    order = 100
-    def __init__(self, warmup:int, steps:int): self.warmup, self.steps, self.seconds = warmup, steps, None
-    def _sync(self, learn):
-        if learn.device.type == 'cuda': torch.cuda.synchronize(learn.device)
-    def before_step(self, learn):
-        if learn.step == self.warmup: self._sync(learn); self.start = time.perf_counter()
-    def after_step(self, learn):
-        if learn.step == self.warmup + self.steps:
-            self._sync(learn)
-            self.seconds = time.perf_counter() - self.start
-            raise CancelFit
 
 
 def source_images(args) -> torch.Tensor:

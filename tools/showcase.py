@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from ganime_nb.data import GanimeError, IMAGE_SUFFIXES, image_grid, interleave, prepare_image, real_faces_source, toy_faces
+from ganime_nb.data import GanimeError, folder_items, image_grid, interleave, prepare_image, real_faces_source, toy_faces
 from ganime_nb.learner import get_method, read_checkpoint, load_method, seed_everything, train
 from ganime_nb.cyclegan import selfie2anime_source
 
@@ -56,10 +56,10 @@ def showcase_photos(folder, size:int, scale:str) -> tuple[torch.Tensor, str]:
     "Photos (uint8, N×3×size×size) the figure may show, and where they came from."
     if folder:
         if not Path(folder).is_dir(): raise GanimeError(f'no such folder: {folder}')
-        files = sorted(p for p in Path(folder).rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)[:8]
-        images = [prepare_image(f.read_bytes(), size)[0] for f in files]
-        if not any(i is not None for i in images): raise GanimeError(f'no readable images in {folder}')
-        return torch.stack([i for i in images if i is not None]), Path(folder).name
+        decoded = (prepare_image(read(), size)[0] for _, read in folder_items(folder)[:8])
+        images = [image for image in decoded if image is not None]
+        if not images: raise GanimeError(f'no readable images in {folder}')
+        return torch.stack(images), Path(folder).name
     if scale == 'real':
         try:
             from skimage.data import astronaut
