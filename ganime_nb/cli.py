@@ -177,8 +177,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print('ganime: interrupted. Finished epochs are saved: continue with --resume', file=sys.stderr)
         return 130
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
 # %% ../nbs/02_cli.ipynb #b13dcd0d
 if __name__ == '__main__': sys.exit(main())

@@ -13,7 +13,7 @@ __all__ = ['METHOD_MODULES', 'CHECKPOINT_FORMAT', 'PRECISIONS', 'pick_device', '
            'plot_losses', 'LossLogCB', 'default_callbacks', 'train']
 
 # %% ../nbs/01_learner.ipynb #34627042
-import importlib, importlib.util, inspect, json, math, os, random, sys, time
+import atexit, importlib, importlib.util, inspect, json, math, os, random, sys, time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -64,7 +64,12 @@ def init_distributed() -> tuple: # (rank, world_size, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if torch.cuda.is_available(): torch.cuda.set_device(local_rank)
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+        atexit.register(_leave_distributed)  # left to interpreter shutdown, the backend's teardown can abort the process
     return rank, world_size, local_rank
+
+def _leave_distributed():
+    "Destroy the process group, if one is still open."
+    if dist.is_initialized(): dist.destroy_process_group()
 
 def average_gradients(params, world_size:int):
     "Average the gradients of `params` over all processes with one all-reduce."
