@@ -40,7 +40,8 @@ def pick_device(device=None) -> torch.device:
 
 # %% ../nbs/01_learner.ipynb #e5b22954
 def seed_everything(seed:int):
-    "Seed Python's and PyTorch's random number generators (all devices)."
+    "Seed Python's and PyTorch's random number generators (all devices); `$GANIME_SEED_OFFSET` shifts every seed."
+    seed += int(os.environ.get('GANIME_SEED_OFFSET', 0))  # tools/check_notebooks.py reruns the lessons under other seeds
     random.seed(seed)
     torch.manual_seed(seed)
 
@@ -94,6 +95,7 @@ def broadcast_module(module:nn.Module, params:bool=True, src:int=0):
 class Method:
     "A generative method: its networks, optimisers and training step. The `Learner` runs everything else."
     name = None # the method's name on the command line
+    toy_defaults = {} # what makes `ganime train NAME --data toy` a short run that works: options and size, epochs, batch_size
 
     def __init__(self): self.models = nn.ModuleDict()
 
