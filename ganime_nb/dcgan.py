@@ -192,6 +192,7 @@ def cherry_pick(self:GAN, k:int, n:int, generator:torch.Generator=None, batch_si
 class DCGAN(GAN):
     "DCGAN (Radford et al., 2016): transposed-conv generator, strided-conv discriminator, batch norm, Adam(2e-4, β1 0.5)."
     name = 'dcgan'
+    toy_defaults = dict(size=32, width=16, lr=3e-4, epochs=60, batch_size=64) # `ganime train dcgan --data toy`: see the command-line section
     def __init__(self, size:int=64, # image width and height (a power of two: 64, or 128)
                  channels:int=3, # 3 for colour, 1 for grey
                  latent:int=100, # size of the latent vector z

@@ -9,8 +9,8 @@ __all__ = ['INCEPTION_WEIGHTS_FILE', 'FEATURES', 'CLASSIFIER_VERSION', 'COVERAGE
            'InceptionFeatures', 'TinyFeatures', 'feature_extractor', 'extract_features', 'gaussian_stats', 'sqrtm_psd',
            'frechet_distance', 'fid_kid', 'knn_radii', 'in_manifold', 'precision_recall', 'AttributeClassifier',
            'train_attribute_classifier', 'attribute_classifier', 'predict_attributes', 'attribute_combinations',
-           'attribute_coverage', 'cascade_path', 'anime_face_detector', 'detection_rate', 'Evaluator', 'metrics_table',
-           'MetricsCB', 'add_eval_arguments', 'run_eval', 'cli_commands']
+           'attribute_coverage', 'hair_colours', 'cascade_path', 'anime_face_detector', 'detection_rate', 'Evaluator',
+           'metrics_table', 'MetricsCB', 'add_eval_arguments', 'run_eval', 'cli_commands']
 
 # %% ../nbs/03_metrics.ipynb #b507c072
 import argparse, json, math, os, random, urllib.request, warnings
@@ -285,6 +285,14 @@ def attribute_coverage(sample_attrs:dict, reference_attrs:dict, attributes=COVER
     covered = int((counts > 0).sum())
     return dict(coverage=covered / len(present), evenness=evenness, covered=covered, combinations=len(present),
                 outside=float(1 - counts.sum() / max(len(samples), 1))) # samples in combinations the reference lacks
+
+# %% ../nbs/03_metrics.ipynb #3b5a4431
+def hair_colours(images:torch.Tensor, # uint8 images, or floats in [-1, 1]
+                 classifier:nn.Module=None) -> dict: # hair colour -> how many images have it
+    "How often each of the eight toy hair colours appears among `images`, as the toy-attribute classifier reads them."
+    classifier = classifier or attribute_classifier(images.shape[-1])
+    counts = torch.bincount(predict_attributes(images, classifier)['hair_colour'], minlength=len(TOY_ATTRIBUTES['hair_colour']))
+    return dict(zip(TOY_ATTRIBUTES['hair_colour'], counts.tolist()))
 
 # %% ../nbs/03_metrics.ipynb #c9a7511e
 CASCADE_URL = 'https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/lbpcascade_animeface.xml'

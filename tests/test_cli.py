@@ -37,6 +37,21 @@ def test_resume_continues_the_same_run(ganime):
     assert 'was trained with latent=16' in clash.stderr
 
 
+def test_toy_defaults_and_the_closing_summary(ganime):
+    run = ganime('train', 'dcgan', '--data', 'toy:64', '--epochs', '1', '--samples', '16', '--device', 'cpu', '--out', 'toy', check=0)
+    config = read_checkpoint(ganime.cwd / 'toy' / 'checkpoint.pt')['config']
+    assert (config['size'], config['width'], config['lr'], config['latent']) == (32, 16, 3e-4, 100)  # toy defaults, then the paper's
+    assert 'Sample grid: toy/samples/epoch_001.png' in run.stdout and (ganime.cwd / 'toy/samples/epoch_001.png').is_file()
+    count, _, mix = next(l for l in run.stdout.splitlines() if 'toy hair colours among 16 samples' in l).partition(' of the 8')
+    counts = [int(part.split()[-1]) for part in mix.split(': ', 1)[1].split(', ')]
+    assert len(counts) == int(count) and sum(counts) == 16
+    given = ganime('train', 'dcgan', '--data', 'toy:64', '--epochs', '1', '--size', '16', '--width', '4', '--lr', '1e-3', '--gray',
+                   '--samples', '4', '--device', 'cpu', '--out', 'given', check=0)
+    config = read_checkpoint(ganime.cwd / 'given' / 'checkpoint.pt')['config']
+    assert (config['size'], config['width'], config['lr'], config['channels']) == (16, 4, 1e-3, 1)  # given options win
+    assert 'epoch 1/1' in given.stdout and 'hair colours' not in given.stdout  # the colour classifier reads colour images only
+
+
 def test_errors_are_one_clear_line(tmp_path, monkeypatch, capsys):
     "Bad paths and arguments: exit status 2 and one line on stderr, no traceback (run in-process: faster)."
     from ganime_nb.cli import main
