@@ -135,10 +135,12 @@ def _resume_config(args, cls, out) -> tuple: # (config, data source)
                                 ': drop those options to resume, or start a new run with another --out')
     return config, args.data or state['data'].get('source', 'toy')
 
+def _given_or(value, default): return default if value is None else value  # 0 is given, not left out
+
 def _new_config(args, cls, defaults) -> dict:
     names = inspect.signature(cls.__init__).parameters
     config = {k: defaults.get(k, d) for k, (t, d, _) in method_options(cls).items()} | _given_options(args, cls)
-    if 'size' in names: config['size'] = args.size or defaults['size']
+    if 'size' in names: config['size'] = _given_or(args.size, defaults['size'])
     if 'channels' in names: config['channels'] = 1 if args.gray else 3
     return config
 
@@ -160,7 +162,7 @@ def run_train(args):
     config = config or _new_config(args, cls, defaults)
     seed_everything(args.seed)
     method = cls(**config)
-    learn = train(method, data, epochs=args.epochs or defaults['epochs'], batch_size=args.batch_size or defaults['batch_size'],
+    learn = train(method, data, epochs=_given_or(args.epochs, defaults['epochs']), batch_size=_given_or(args.batch_size, defaults['batch_size']),
                   out=out, resume=args.resume, seed=args.seed, device=args.device, precision=args.precision,
                   channels_last=args.channels_last, compile=args.compile, sync_bn=args.sync_bn, limit=args.limit,
                   gray=args.gray, samples=args.samples)
