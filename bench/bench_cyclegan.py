@@ -13,7 +13,9 @@ import torch
 
 from ganime_nb.cyclegan import CycleGAN
 from ganime_nb.data import Batches, toy_faces
-from ganime_nb.learner import Learner, MixedPrecisionCB, ChannelsLastCB, pick_device, seed_everything
+from ganime_nb.core import pick_device, seed_everything
+from ganime_nb.learner import Learner
+from ganime_nb.callbacks import MixedPrecisionCB, ChannelsLastCB
 from timing import StepTimer
 
 

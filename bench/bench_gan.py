@@ -21,7 +21,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from ganime_nb.data import Batches, load_images, toy_faces
-from ganime_nb.learner import ChannelsLastCB, CompileCB, Learner, MixedPrecisionCB, NaNGuardCB, get_method, pick_device, seed_everything
+from ganime_nb.core import pick_device, seed_everything
+from ganime_nb.learner import Learner, get_method
+from ganime_nb.callbacks import ChannelsLastCB, CompileCB, MixedPrecisionCB, NaNGuardCB
 from timing import StepTimer
 
 GAN_METHODS = ('dcgan', 'wgan', 'wgan-gp', 'resgan')

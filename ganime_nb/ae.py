@@ -14,7 +14,8 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import store_attr
 
-from .data import GanimeError, interleave
+from .core import GanimeError
+from .data import interleave
 from .learner import Method, eval_mode, register_method
 
 # %% ../nbs/10_autoencoder.ipynb #8cba3ad8

@@ -6,9 +6,9 @@ Docs: https://ganime-course.github.io/ganime/cyclegan.html.md"""
 
 # %% auto #0
 __all__ = ['padded_conv', 'conv_norm_relu', 'ResidualBlock', 'ResnetGenerator', 'PatchDiscriminator', 'patch_size', 'ImagePool',
-           'EmbeddingDiscriminator', 'noisy_real', 'decay_factor', 'LinearDecayCB', 'domain_sources', 'UnpairedBatches',
-           'unpaired_batches', 'CycleGAN', 'TranslateReport', 'load_cyclegan', 'translate_folder', 'run_translate',
-           'cli_commands', 'selfie2anime_source']
+           'EmbeddingDiscriminator', 'noisy_real', 'domain_sources', 'UnpairedBatches', 'unpaired_batches', 'CycleGAN',
+           'TranslateReport', 'load_cyclegan', 'translate_folder', 'run_translate', 'cli_commands',
+           'selfie2anime_source']
 
 # %% ../nbs/30_cyclegan.ipynb #ad974cba
 import math, os
@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from fastcore.basics import patch, store_attr
 from torchvision.utils import save_image
 
-from .data import (Batches, DataError, GanimeError, IMAGE_SUFFIXES, interleave, load_images,
-                            parse_source, prepare_image, to_unit, zip_items)
+from .core import GanimeError
+from .data import HUB_DATASETS, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, to_unit, zip_items
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
+from .callbacks import LinearDecayCB, decay_factor
 from .losses import LOSSES, get_loss
 
 # %% ../nbs/30_cyclegan.ipynb #09106608
@@ -127,25 +128,7 @@ def noisy_real(scores:torch.Tensor, noise:float) -> torch.Tensor:
     "Real scores shifted up by u ~ U(0, noise) each: least squares toward 1 then aims at a target 1 - u."
     return scores + noise * torch.rand_like(scores, dtype=torch.float32) if noise else scores
 
-# %% ../nbs/30_cyclegan.ipynb #d7802807
-def decay_factor(step:int, total:int, start:float=0.5) -> float:
-    "1 for the first `start` fraction of `total` steps, then linearly down toward 0 at the last step."
-    begin = start * total
-    if step < begin: return 1.0
-    return max(0.0, (total - step) / (total - begin))
-
-class LinearDecayCB(Callback):
-    "Set every optimiser's learning rate to `method.lr` × `decay_factor` before each step."
-    order = -1
-    def __init__(self, start:float=0.5): self.start = start # fraction of training at which the decay begins
-    def before_step(self, learn):
-        lr = learn.method.lr * decay_factor(learn.step, learn.n_epochs * len(learn.data), self.start)
-        for opt in learn.opts.values():
-            for group in opt.param_groups: group['lr'] = lr
-
 # %% ../nbs/30_cyclegan.ipynb #9ac57152
-_TWO_COLUMN_HUB = {'huggan/selfie2anime': ('imageA', 'imageB')}
-
 def _train_folders(path:Path) -> tuple:
     "trainA and trainB inside a folder or one level down, or None."
     for base in [path, *sorted(p for p in path.iterdir() if p.is_dir())]:
@@ -161,7 +144,7 @@ def domain_sources(spec:str) -> tuple: # (source of domain A, source of domain B
     spec = str(spec).strip()
     if spec == 'toy' or spec.startswith('toy:'): return 'toy-photo' + spec[3:], spec
     name = spec[3:] if spec.startswith('hf:') else spec
-    if name in _TWO_COLUMN_HUB: return tuple(f'{name}:{column}' for column in _TWO_COLUMN_HUB[name])
+    if len(HUB_DATASETS.get(name, ())) == 2: return tuple(f'{name}:{column}' for column in HUB_DATASETS[name])
     path, pair = Path(spec), None
     if path.is_dir(): pair = _train_folders(path)
     elif path.is_file():

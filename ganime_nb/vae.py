@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from fastcore.basics import store_attr
 
 from .ae import Autoencoder, Encoder
-from .data import GanimeError, interleave
+from .core import GanimeError
+from .data import interleave
 from .learner import eval_mode, register_method
 
 # %% ../nbs/11_vae.ipynb #4b881eb2

@@ -15,7 +15,9 @@ from torch import nn
 import torch.nn.functional as F
 
 from ganime_nb.data import Batches, toy_faces
-from ganime_nb.learner import CheckpointCB, Learner, Method, seed_everything
+from ganime_nb.core import seed_everything
+from ganime_nb.learner import Learner, Method
+from ganime_nb.callbacks import CheckpointCB
 
 
 class PlainAutoencoder(Method):

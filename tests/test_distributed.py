@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganime_nb.learner import read_checkpoint, seed_everything
+from ganime_nb.core import seed_everything
+from ganime_nb.learner import read_checkpoint
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

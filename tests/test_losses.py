@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganime_nb.data import GanimeError
+from ganime_nb.core import GanimeError
 from ganime_nb.losses import LOSSES, dragan_points, get_loss, gradient_penalty, interpolate
 
 

@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganime_nb.data import GanimeError, toy_faces, TOY_ATTRIBUTES
-from ganime_nb.learner import Learner, seed_everything
+from ganime_nb.core import GanimeError
+from ganime_nb.data import toy_faces, TOY_ATTRIBUTES
+from ganime_nb.core import seed_everything
+from ganime_nb.learner import Learner
 from ganime_nb.ae import Autoencoder
 from ganime_nb.data import Batches
 import ganime_nb.metrics as metrics

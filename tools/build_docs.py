@@ -17,8 +17,8 @@ same notebooks with what the project's development install already has:
 3. latex2mathml turns `$...$` and `$$...$$` into MathML, which browsers draw natively: math needs no MathJax, no
    script and no network. A formula it cannot read stays visible as TeX source and is reported.
 
-Pages get Quarto's names (`00_data.ipynb` -> `data.html`, from the front matter's `output-file`), so links written
-for the notebooks (`[Data](00_data.ipynb)`) and nbdev's symbol links into the published site both resolve here.
+Pages get Quarto's names (`01_data.ipynb` -> `data.html`, from the front matter's `output-file`), so links written
+for the notebooks (`[Data](01_data.ipynb)`) and nbdev's symbol links into the published site both resolve here.
 Files the pages use (`nbs/images/*.png`) are copied; repository files outside `nbs/` are linked on the repository
 host; the Colab badge image is served from the site itself, so a page loads nothing from another host.
 
@@ -147,7 +147,7 @@ def pandoc_id(text: str) -> str:
 class Page:
     "One notebook of the site."
     src: Path          # the source notebook
-    rel: str           # its path under the notebook folder, posix ('00_data.ipynb')
+    rel: str           # its path under the notebook folder, posix ('01_data.ipynb')
     proc: Path         # the processed copy
     href: str = ''     # the page's path in the site ('data.html')
     title: str = ''

@@ -7,7 +7,7 @@ A lesson check that passes for every seed under every setting holds on a student
 
     python tools/check_notebooks.py                                        # every notebook, native kernels, seed 0
     python tools/check_notebooks.py --kernels default                      # what the second pass of .ci/run does
-    python tools/check_notebooks.py nbs/20_dcgan.ipynb nbs/11_vae.ipynb --kernels native default avx2 --seeds 0 1 2 3 4
+    python tools/check_notebooks.py nbs/21_dcgan.ipynb nbs/11_vae.ipynb --kernels native default avx2 --seeds 0 1 2 3 4
 """
 import argparse, os, re, subprocess, sys, time
 from pathlib import Path
