@@ -7,9 +7,8 @@ import torch
 from PIL import Image
 
 from ganime_nb.ae import Autoencoder, Decoder, Encoder
-from ganime_nb.core import GanimeError
+from ganime_nb.core import GanimeError, seed_everything
 from ganime_nb.data import Batches, image_grid, toy_faces
-from ganime_nb.core import seed_everything
 from ganime_nb.learner import Learner, load_method, read_checkpoint
 from ganime_nb.vae import VAE, interpolate, kl_divergence, kl_weight, reconstruction_loss, reparameterize
 

@@ -83,3 +83,57 @@ def test_data_command_reports_counts(ganime):
     out = ganime('data', 'faces', '--size', '32', '--preview', 'preview.png', check=0)
     assert 'faces: kept 3 images, skipped 1 (0 empty, 1 unreadable, 0 duplicates)' in out.stdout
     assert Image.open(ganime.cwd / 'preview.png').size[0] > 32
+
+
+RUN = ['--data', 'toy:96', '--limit', '40', '--batch-size', '8', '--seed', '5', '--size', '32', '--width', '8', '--latent', '16',
+       '--samples', '4', '--device', 'cpu']
+
+
+def test_a_resume_takes_the_saved_run_options(ganime):
+    "Resumed with only --out, --resume and --epochs, a run with a non-default batch size, seed and limit is the uninterrupted run."
+    ganime('train', 'ae', *RUN, '--epochs', '2', '--out', 'straight', check=0)
+    ganime('train', 'ae', *RUN, '--epochs', '1', '--out', 'split', check=0)
+    resumed = ganime('train', 'ae', '--out', 'split', '--resume', '--epochs', '2', check=0)
+    assert 'resuming split/checkpoint.pt after epoch 1; epochs 1 -> 2' in resumed.stdout
+    a, b = (read_checkpoint(ganime.cwd / d / 'checkpoint.pt') for d in ('straight', 'split'))
+    assert b['run'] == dict(data='toy:96', limit=40, gray=False, size=32, batch_size=8, seed=5, precision='auto', epochs=2)
+    assert a['step'] == b['step'] == 10 and a['history'] == b['history']  # 40 images in batches of 8, two epochs
+    for net in a['models']:
+        for k, w in a['models'][net].items(): assert torch.equal(w, b['models'][net][k]), f'{net}.{k}'
+
+
+def test_a_resume_refuses_contradictions_and_logs_safe_changes(ganime):
+    ganime('train', 'ae', *RUN, '--epochs', '1', '--out', 'run', check=0)
+    resume = ['train', 'ae', '--out', 'run', '--resume', '--epochs', '2']
+    cases = {('--batch-size', '16'): ('batch_size=8', 'batch_size=16'), ('--seed', '1'): ('seed=5', 'seed=1'),
+             ('--limit', '20'): ('limit=40', 'limit=20'), ('--gray',): ('gray=False', 'gray=True'),
+             ('--data', 'toy:64'): ("data='toy:96'", "data='toy:64'"), ('--width', '4'): ('width=8', 'width=4'),
+             ('--lr', '0.01'): ('lr=0.001', 'lr=0.01')}  # a higher learning rate is not a safe change
+    for given, (saved, new) in cases.items():
+        err = ganime(*resume, *given, check=2).stderr
+        assert err.count('\n') == 1 and f'was trained with {saved}, which {new} contradicts' in err, (given, err)
+    slower = ganime(*resume, '--lr', '1e-4', '--precision', 'fp32', check=0)
+    assert 'lr 0.001 -> 0.0001' in slower.stdout and 'precision auto -> fp32' in slower.stdout
+    log = [json.loads(l) for l in (ganime.cwd / 'run' / 'log.jsonl').read_text().splitlines()]
+    assert log[1] == {'resumed_after_epoch': 1, 'changed': {'epochs': [1, 2], 'precision': ['auto', 'fp32'], 'lr': [1e-3, 1e-4]}}
+    state = read_checkpoint(ganime.cwd / 'run' / 'checkpoint.pt')
+    assert state['config']['lr'] == 1e-4 and next(iter(state['optimizers'].values()))['param_groups'][0]['lr'] == 1e-4
+
+
+def test_options_may_come_before_the_method(ganime):
+    run = ganime('train', '--epochs', '1', 'ae', *RUN, '--out', 'early', check=0)
+    assert 'epoch 1/1' in run.stdout
+    help = ganime('train', '--epochs', '1', 'dcgan', '--help', check=0).stdout
+    assert 'dcgan options' in help and '--width INT' in help
+
+
+def test_cyclegan_trains_at_its_own_size(ganime):
+    "Without --size, CycleGAN trains at the 128 pixels of its signature (toy data has its own 32-pixel default)."
+    for domain in ('A', 'B'):
+        folder = ganime.cwd / 'pairs' / f'train{domain}'
+        folder.mkdir(parents=True)
+        from ganime_nb.data import toy_face
+        for i in range(2): toy_face(i, size=128, domain='photo' if domain == 'A' else 'anime')[0].save(folder / f'{i}.png')
+    ganime('train', 'cyclegan', '--data', 'pairs', '--epochs', '1', '--batch-size', '2', '--width', '4', '--res-blocks', '1',
+           '--samples', '2', '--device', 'cpu', '--out', 'cg', check=0)
+    assert read_checkpoint(ganime.cwd / 'cg' / 'checkpoint.pt')['config']['size'] == 128

@@ -8,9 +8,8 @@ from torch import nn
 from PIL import Image
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from ganime_nb.core import GanimeError
+from ganime_nb.core import GanimeError, seed_everything
 from ganime_nb.data import DataError, toy_face, toy_faces
-from ganime_nb.core import seed_everything
 from ganime_nb.learner import Callback, Learner
 from ganime_nb.callbacks import CheckpointCB
 from ganime_nb.cyclegan import (CycleGAN, EmbeddingDiscriminator, ImagePool, PatchDiscriminator, ResnetGenerator,

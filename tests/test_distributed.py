@@ -1,5 +1,5 @@
 "Data-parallel training under torchrun: two CPU processes with the gloo backend."
-import os, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -78,5 +78,6 @@ def test_cli_under_torchrun_writes_once_and_resumes(tmp_path):
     run = tmp_path / 'runs' / 'ddp'
     assert sorted(p.name for p in run.iterdir()) == ['checkpoint.pt', 'log.jsonl', 'losses.png', 'samples']
     assert sorted(p.name for p in (run / 'samples').iterdir()) == ['epoch_001.png', 'epoch_002.png']
-    assert len((run / 'log.jsonl').read_text().splitlines()) == 2
+    log = [json.loads(l) for l in (run / 'log.jsonl').read_text().splitlines()]
+    assert [r.get('epoch') for r in log] == [1, None, 2] and log[1]['changed'] == {'epochs': [1, 2]}  # written once, not per process
     assert read_checkpoint(run / 'checkpoint.pt')['epochs_done'] == 2

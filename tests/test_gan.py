@@ -6,10 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganime_nb.core import GanimeError
+from ganime_nb.core import GanimeError, seed_everything
 from ganime_nb.data import Batches, toy_faces
 from ganime_nb.dcgan import DCGAN, DCGANDiscriminator, DCGANGenerator, slerp
-from ganime_nb.core import seed_everything
 from ganime_nb.learner import Learner, get_method
 from ganime_nb.resgan import ResDiscriminator, ResGAN, ResGenerator
 from ganime_nb.wgan import WGAN, WGANGP

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from ganime_nb.ae import Autoencoder
-from ganime_nb.core import GanimeError, atomic_save
-from ganime_nb.core import seed_everything
+from ganime_nb.core import GanimeError, atomic_save, seed_everything
 from ganime_nb.learner import Callback, Learner, NonFiniteLossError, get_method, read_checkpoint
 from ganime_nb.callbacks import CheckpointCB, NaNGuardCB, train
 
@@ -105,3 +104,29 @@ def test_read_checkpoint_rejects_foreign_files(tmp_path):
     torch.save({'some': 'dict'}, tmp_path / 'y.pt')
     with pytest.raises(GanimeError, match='is not a ganime checkpoint'): read_checkpoint(tmp_path / 'y.pt')
     with pytest.raises(GanimeError, match='no checkpoint at'): read_checkpoint(tmp_path / 'z.pt')
+
+
+class RunningMean(Callback):
+    "A callback that learns while training: the running mean of the loss, kept in checkpoints."
+    def __init__(self): self.mean, self.count = 0.0, 0
+    def after_step(self, learn):
+        self.count += 1
+        self.mean += (float(learn.losses['mse']) - self.mean) / self.count
+    def state_dict(self): return {'mean': self.mean, 'count': self.count}
+    def load_state_dict(self, state): self.mean, self.count = state['mean'], state['count']
+
+
+def test_a_callback_keeps_its_state_in_checkpoints(tmp_path):
+    straight = RunningMean()
+    _train(tmp_path / 'straight', 3, cbs=[straight])
+    with pytest.raises(KeyboardInterrupt): _train(tmp_path / 'crashed', 3, cbs=[RunningMean(), CrashAt(6 + 2)])
+    assert read_checkpoint(tmp_path / 'crashed' / 'checkpoint.pt')['callbacks']['RunningMean']['count'] == 6
+    resumed = RunningMean()
+    _train(tmp_path / 'crashed', 3, resume=True, cbs=[resumed])
+    assert (resumed.count, resumed.mean) == (straight.count, straight.mean) == (18, straight.mean)
+
+
+def test_callback_order_is_checked(tmp_path):
+    class Early(Callback): order, run_after = -50, ('CheckpointCB',)
+    with pytest.raises(GanimeError, match=r'Early \(order -50\) must run after CheckpointCB: give it a higher order'):
+        _train(tmp_path / 'run', 1, cbs=[Early()])

@@ -5,12 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganime_nb.core import GanimeError
-from ganime_nb.data import toy_faces, TOY_ATTRIBUTES
-from ganime_nb.core import seed_everything
+from ganime_nb.core import GanimeError, seed_everything
+from ganime_nb.data import toy_faces, TOY_ATTRIBUTES, Batches
 from ganime_nb.learner import Learner
 from ganime_nb.ae import Autoencoder
-from ganime_nb.data import Batches
 import ganime_nb.metrics as metrics
 from ganime_nb.metrics import (MetricsCB, attribute_classifier, attribute_coverage, cascade_path, extract_features,
                                feature_extractor, fid_kid, frechet_distance, gaussian_stats, precision_recall,
