@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch import nn
 from fastprogress.fastprogress import master_bar, progress_bar
 
-from .core import GanimeError, atomic_save, forked_rng, init_distributed, to_uint8, training_device
+from .core import GanimeError, atomic_save, forked_rng, init_distributed, interactive, to_uint8, training_device
 from .data import image_grid, save_images
 from .learner import (Callback, Learner, Method, NonFiniteLossError, read_checkpoint, resume_changes)
 
@@ -114,11 +114,6 @@ class SyncBatchNormCB(Callback):
         for k in list(learn.method.models): learn.method.models[k] = nn.SyncBatchNorm.convert_sync_batchnorm(learn.method.models[k])
 
 # %% ../nbs/03_callbacks.ipynb #4f53eddc
-def _interactive() -> bool:
-    "Whether progress bars can redraw in place: a notebook or a terminal."
-    from fastprogress.fastprogress import IN_NOTEBOOK
-    return IN_NOTEBOOK or sys.stdout.isatty()
-
 def _batch_size(batch) -> int:
     "How many images a batch holds (a tensor, or a tuple whose first item is one)."
     return len(batch if torch.is_tensor(batch) else batch[0])
@@ -126,22 +121,24 @@ def _batch_size(batch) -> int:
 def _fmt_losses(losses:dict) -> str: return '  '.join(f'{k} {float(v):.4g}' for k, v in losses.items())
 
 class ProgressCB(Callback):
-    "Progress bars with the latest losses, a live loss plot in notebooks, and one line per epoch."
+    "Progress bars with the latest losses and a live loss plot; without bars, a line per epoch and at most every `seconds` within one."
     order, run_after = 10, ('CheckpointCB',)  # count the epochs a resumed run has left, after CheckpointCB moved their start
     def __init__(self, every:int=10, # refresh the losses shown every this many steps
                  plot:bool=True, # live loss plot (notebooks only)
-                 bars:bool=None): # draw bars (default: in notebooks and terminals, not when output goes to a file)
-        self.every, self.plot, self.bars = every, plot, bars
+                 bars:bool=None, # draw bars (default: in notebooks and terminals, not when output goes to a file)
+                 seconds:float=30): # without bars, the longest wait for a line within an epoch
+        self.every, self.plot, self.bars, self.seconds = every, plot, bars, seconds
 
     def before_fit(self, learn):
         self.active = learn.is_main
         if not self.active: return
-        if self.bars is None: self.bars = _interactive()
+        if self.bars is None: self.bars = interactive()
         if self.bars: learn.epochs = self.mbar = master_bar(learn.epochs)
 
     def before_epoch(self, learn):
         if not self.active: return
-        self.start, self.images = time.time(), 0
+        self.start = self.last_line = time.time()
+        self.images, self.first_step = 0, learn.step
         if self.bars: learn.batches = progress_bar(learn.batches, parent=self.mbar, leave=False)
 
     def after_step(self, learn):
@@ -150,6 +147,14 @@ class ProgressCB(Callback):
         if self.bars and learn.step % self.every == 0:
             self.mbar.child.comment = _fmt_losses(learn.losses)
             if self.plot and learn.step % (self.every * 10) == 0: self._plot(learn, with_current=True)
+        elif not self.bars and time.time() - self.last_line >= self.seconds: self._step_line(learn)
+
+    def _step_line(self, learn):
+        "A line for a log: where the epoch stands, the latest losses, the speed so far."
+        self.last_line, secs = time.time(), time.time() - self.start
+        done = learn.step - self.first_step
+        print(f'epoch {learn.epoch + 1}/{learn.n_epochs}  step {done}/{len(learn.data)}  {_fmt_losses(learn.losses)}  '
+              f'{self.images / secs:,.0f} img/s', flush=True)
 
     def _plot(self, learn, with_current=False):
         hist = {k: v + [float(x) for x in learn._losses.get(k, [])] if with_current else v for k, v in learn.history.items()}

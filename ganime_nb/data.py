@@ -21,9 +21,8 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.utils import make_grid, save_image
 from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
-from fastprogress.fastprogress import progress_bar
 
-from .core import GanimeError, atomic_save, from_uint8
+from .core import GanimeError, atomic_save, from_uint8, progress as show_progress
 
 # %% ../nbs/01_data.ipynb #b12795c1
 class DataError(GanimeError):
@@ -320,7 +319,7 @@ def clean_images(items, # iterable of (name, bytes or a function returning bytes
         return (name, *prepare_image(data() if callable(data) else data, size, gray))
     items = list(items)
     chunks = range(0, len(items), CLEAN_CHUNK)  # a chunk at a time: decoded images wait in memory only that long
-    if progress and len(items) > CLEAN_CHUNK: chunks = progress_bar(chunks, leave=False)
+    if progress and len(items) > CLEAN_CHUNK: chunks = show_progress(chunks, f'decoding {source}', unit=CLEAN_CHUNK, total=len(items))
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
         results = (r for start in chunks for r in pool.map(work, items[start:start + CLEAN_CHUNK]))
         for name, img, why, converted in results:
