@@ -18,7 +18,8 @@ import torch.distributed as dist
 from torch import nn
 from fastprogress.fastprogress import master_bar, progress_bar
 
-from .core import GanimeError, atomic_save, forked_rng, init_distributed, interactive, to_uint8, training_device
+from .core import (GanimeError, atomic_save, forked_rng, init_distributed, interactive, remove_stale_temporaries, to_uint8,
+                            training_device, writable_folder)
 from .data import image_grid, save_images
 from .learner import (Callback, Learner, Method, NonFiniteLossError, read_checkpoint, resume_changes)
 
@@ -30,6 +31,7 @@ class CheckpointCB(Callback):
         self.path, self.every, self.resume = Path(path), every, resume
 
     def before_fit(self, learn):
+        if learn.is_main: remove_stale_temporaries(self.path)  # left by a run killed while writing
         if not self.resume: return
         learn.load_state_dict(read_checkpoint(self.path, learn.device))
         learn.epochs = range(learn.epochs_done, learn.n_epochs)
@@ -279,6 +281,10 @@ def run_options(method:Method, given:dict, saved:dict=None) -> tuple: # (options
     changes = resume_changes(saved, given, safe=SAFE_ON_RESUME, where='the saved run')
     options = {**run_defaults(type(method), given.get('data', saved.get('data', 'toy'))), **saved, **given}
     options['size'] = method.config.get('size', options['size'])
+    if not str(options['data']).strip(): raise GanimeError('the data source is empty: give toy, a folder, a zip or a hub dataset such as huggan/anime-faces')
+    for k in ('batch_size', 'epochs', 'limit'):
+        if options[k] is not None and options[k] < 1: raise GanimeError(f'{k} must be at least 1; got {options[k]}')
+    if options['precision'] not in PRECISIONS: raise GanimeError(f"unknown precision {options['precision']!r}: use one of {', '.join(PRECISIONS)}")
     channels = method.config.get('channels', 3)
     if channels != (1 if options['gray'] else 3):
         raise GanimeError(f"{'grey' if options['gray'] else 'colour'} images need a method with channels={1 if options['gray'] else 3}, not {channels}")
@@ -302,6 +308,7 @@ def train(method:Method, # the method to train (build it after `seed_everything`
           samples:int=64, # images in each epoch's sample grid
           cbs=()) -> Learner:
     "Load data, train `method` with the default callbacks, and return the `Learner`; options left out (None) take the method's defaults, or the saved run's when resuming."
+    if samples < 1: raise GanimeError(f'samples must be at least 1; got {samples}')
     checkpoint = Path(out) / 'checkpoint.pt' if out else None
     if resume and not out: raise GanimeError('resuming needs the run folder (--out) that holds checkpoint.pt')
     if resume and not checkpoint.exists(): raise GanimeError(f'nothing to resume: no checkpoint.pt in {out}')
@@ -310,6 +317,7 @@ def train(method:Method, # the method to train (build it after `seed_everything`
     given = dict(data=data, limit=limit, gray=gray, batch_size=batch_size, seed=seed, precision=precision, epochs=epochs)
     run, changes = run_options(method, given, read_checkpoint(checkpoint)['run'] if resume else None)
     learn_device = training_device(device)
+    if out: writable_folder(out)  # after every check of the options, before any work
     ctx = init_distributed()
     if ctx.world_size > 1 and ctx.rank > 0: dist.barrier()  # the first process cleans and caches the data, the others read the cache
     batches = method.load_data(run['data'], run['size'], run['batch_size'], learn_device, seed=run['seed'], limit=run['limit'], gray=run['gray'])

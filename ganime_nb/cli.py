@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from fastcore.docments import docments
 
-from .core import GanimeError, init_distributed, seed_everything
+from .core import GanimeError, init_distributed, seed_everything, writable_file
 from .data import is_toy_source, load_images, save_images
-from .learner import available_methods, eval_mode, get_method, load_method, read_checkpoint, resume_changes
+from .learner import written_by, available_methods, eval_mode, get_method, load_method, read_checkpoint, resume_changes
 from .callbacks import run_defaults, train
 # the command line sits above every lesson: importing their modules registers their methods and commands
 from . import ae, vae, dcgan, wgan, resgan, cyclegan, metrics
@@ -132,10 +132,13 @@ def run_train(args):
     out = Path(options.pop('out', None) or f'runs/{cls.name}')
     saved = read_checkpoint(out / 'checkpoint.pt') if options.get('resume') and (out / 'checkpoint.pt').exists() else None
     if saved and saved['method'] != cls.name: raise GanimeError(f"{out} holds a {saved['method']} run, not {cls.name}")
-    data = options.get('data') or (saved['run']['data'] if saved else 'toy')
+    data = options['data'] if 'data' in options else saved['run']['data'] if saved else 'toy'  # an empty --data is an error, not toy
     config = method_config(cls, data, _given(args, method_options(cls)), options.get('gray', False), saved and saved['config'])
     seed_everything(options.get('seed', saved['run'].get('seed', 0) if saved else 0))
-    method = cls(**config)
+    try: method = cls(**config)
+    except TypeError as e:
+        if not saved: raise
+        raise GanimeError(f"{out / 'checkpoint.pt'} holds a configuration that {cls.name} does not take ({e}){written_by(saved)}") from None
     learn = train(method, out=out, **options)
     if learn.is_main:
         print(f'{learn.epochs_done} epochs done. Run folder {out}: checkpoint.pt, log.jsonl, losses.png')
@@ -145,13 +148,16 @@ def run_train(args):
 # %% ../nbs/04_cli.ipynb #2f226f3c
 def run_sample(args):
     "Write a grid of new images from a checkpoint."
+    if args.n < 1: raise GanimeError(f'-n must be at least 1; got {args.n}')
+    writable_file(args.out)
     method = load_method(args.checkpoint, None if args.device == 'auto' else args.device)
-    if args.n < 1: raise GanimeError('-n must be at least 1')
     with torch.no_grad(): images = method.sample(args.n, torch.Generator().manual_seed(args.seed))
     print(f'wrote {save_images(images, args.out, nrow=math.ceil(math.sqrt(args.n)))} ({args.n} images from {args.checkpoint})')
 
 def run_data(args):
     "Load, clean and cache a data source, and report."
+    if args.preview: writable_file(args.preview, what='--preview')
+    if args.limit is not None and args.limit < 1: raise GanimeError(f'--limit must be at least 1; got {args.limit}')
     ims = load_images(args.source, args.size, gray=args.gray, limit=args.limit)
     print(ims)
     if args.preview: print(f'wrote {save_images(ims.images[:64], args.preview, nrow=8)}')

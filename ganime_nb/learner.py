@@ -7,10 +7,10 @@ Docs: https://ganime-course.github.io/ganime/learner.html.md"""
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'LOWER_ON_RESUME', 'Method', 'eval_mode', 'frozen', 'register_method', 'available_methods',
            'get_method', 'Callback', 'CancelFit', 'NonFiniteLossError', 'Learner', 'read_checkpoint', 'resume_changes',
-           'load_method', 'TinyAutoencoder']
+           'written_by', 'load_weights', 'load_method', 'TinyAutoencoder']
 
 # %% ../nbs/02_learner.ipynb #34627042
-import importlib, inspect
+import importlib, inspect, pickle, re
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from fastcore.basics import patch
 
 from .core import (GanimeError, average_gradients, broadcast_module, init_distributed, pick_device, rng_state,
                          seed_everything, set_rng_state, training_device)
+from . import __version__
 from .data import Batches, interleave, is_toy_source, load_images
 
 # %% ../nbs/02_learner.ipynb #021f4c3d
@@ -254,7 +255,7 @@ def _all_rng_states(self:Learner) -> list:
 @patch
 def state_dict(self:Learner) -> dict:
     "Everything needed to resume this run (collective: every process must call it)."
-    return dict(format=CHECKPOINT_FORMAT, method=self.method.name, config=self.method.config,
+    return dict(format=CHECKPOINT_FORMAT, ganime=__version__, method=self.method.name, config=self.method.config,
                 models={k: m.state_dict() for k, m in self.method.models.items()},
                 optimizers={k: o.state_dict() for k, o in self.opts.items()},
                 scaler=self.scaler.state_dict() if self.scaler else None, extra=self.method.extra_state(),
@@ -278,6 +279,12 @@ def read_checkpoint(path, map_location='cpu') -> dict:
     path = Path(path)
     if not path.is_file(): raise GanimeError(f'no checkpoint at {path}')
     try: state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused the file: say why in one line, not PyTorch's whole advice
+        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
+        if found: raise GanimeError(f'{path} is not a ganime checkpoint: it holds a Python object ({found[1]}) that loading '
+                                    'refuses, because unpickling it could run code') from None
+        why = re.search(r'WeightsUnpickler error: (.+)', str(e))
+        raise GanimeError(f'{path} is not a readable checkpoint ({why[1].strip() if why else "not a PyTorch file"})') from None
     except Exception as e: raise GanimeError(f'{path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:200]})') from None
     if not isinstance(state, dict) or state.get('format') not in ('ganime-checkpoint-1', CHECKPOINT_FORMAT):
         raise GanimeError(f'{path} is not a ganime checkpoint')
@@ -299,6 +306,21 @@ def resume_changes(saved:dict, given:dict, safe=(), lower=LOWER_ON_RESUME, where
                               'or start a new run in another folder')
     return changes
 
+def written_by(state:dict) -> str:
+    "' (written by ganime X)', for messages about a checkpoint's `state` (versions before 0.0.1 did not record it)."
+    return f" (written by ganime {state.get('ganime', 'before 0.0.1')})"
+
+def load_weights(method:Method, state:dict, where:str='the checkpoint'):
+    "Load a checkpoint's weights into `method`'s networks, with a one-line error when they do not fit."
+    models = state.get('models')
+    if not isinstance(models, dict) or set(models) != set(method.models):
+        raise GanimeError(f"{where} holds networks {sorted(models or {})}, not {method.name}'s {sorted(method.models)}{written_by(state)}")
+    for k, m in method.models.items():
+        try: m.load_state_dict(models[k])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[-1].strip()
+            raise GanimeError(f"{where}'s {k} does not fit {method.name}{written_by(state)}: {first}") from None
+
 @patch
 def load_state_dict(self:Learner, state:dict):
     "Continue the run saved in `state` (from `read_checkpoint`); a lowered learning rate replaces the saved one."
@@ -306,8 +328,10 @@ def load_state_dict(self:Learner, state:dict):
     if state['method'] != self.method.name:
         raise GanimeError(f"the checkpoint was made by {state['method']}, not by {self.method.name}")
     config_changes = resume_changes(state['config'], self.method.config, where=f"the checkpoint's {state['method']}")
-    for k, m in self.method.models.items(): m.load_state_dict(state['models'][k])
-    for k, o in self.opts.items(): o.load_state_dict(state['optimizers'][k])
+    load_weights(self.method, state, where='the checkpoint')
+    try:
+        for k, o in self.opts.items(): o.load_state_dict(state['optimizers'][k])
+    except (KeyError, ValueError, TypeError) as e: raise GanimeError(f"the checkpoint's optimisers do not fit {self.method.name}: {e}{written_by(state)}") from None
     if config_changes: self._use_method_learning_rates()
     self.changes = {**self.changes, **config_changes}
     if self.scaler and state['scaler']: self.scaler.load_state_dict(state['scaler'])
@@ -329,8 +353,10 @@ def _use_method_learning_rates(self:Learner):
 def load_method(path, device=None) -> Method:
     "Rebuild the method saved in a checkpoint, with its trained weights, ready to sample."
     state = read_checkpoint(path)
-    method = get_method(state['method'], state.get('module'))(**state['config'])
-    for k, m in method.models.items(): m.load_state_dict(state['models'][k])
+    cls = get_method(state['method'], state.get('module'))
+    try: method = cls(**state['config'])
+    except TypeError as e: raise GanimeError(f"{path} holds a configuration that {cls.name} does not take ({e}){written_by(state)}") from None
+    load_weights(method, state, where=str(path))
     method.models.to(pick_device(device)).eval()
     return method
 

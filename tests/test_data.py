@@ -1,11 +1,12 @@
 "Data sources, cleaning counts, caching and batches."
-import io, zipfile
+import io, time, zipfile
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from ganime_nb import data
 from ganime_nb.data import Batches, DataError, load_images, parse_source, toy_face, toy_faces, TOY_ATTRIBUTES
 
 
@@ -114,6 +115,7 @@ def test_hub_source_goes_through_the_same_cleaning(tmp_path, monkeypatch):
     table = table.cast_column('imageA', datasets.Image()).cast_column('imageB', datasets.Image())
     asked = []
     monkeypatch.setattr(datasets, 'load_dataset', lambda name, split: asked.append((name, split)) or table)
+    monkeypatch.setattr(data, '_hub_reachable', lambda: True)
     a = load_images('huggan/selfie2anime', size=32, data_dir=tmp_path, verbose=False)
     b = load_images('huggan/selfie2anime:imageB', size=32, data_dir=tmp_path, verbose=False)
     assert asked == [('huggan/selfie2anime', 'train')] * 2
@@ -147,3 +149,19 @@ def test_limit_stops_decoding_early():
     assert len(decoded) <= CLEAN_CHUNK  # the first chunk at most
     whole = clean_images(items[:CLEAN_CHUNK + 5], 'some', size=32, progress=False)
     assert (whole.report.kept, whole.report.duplicates) == (20, CLEAN_CHUNK + 5 - 20)  # counts span the chunks
+
+
+def test_an_unreachable_hub_fails_fast(monkeypatch, tmp_path):
+    "Offline, the hub library retries for half a minute; ganime says so within a few seconds, unless HF_HUB_OFFLINE asks for its cache."
+    datasets = pytest.importorskip('datasets')
+    asked = []
+    monkeypatch.setattr(datasets, 'load_dataset', lambda name, split: asked.append(name) or (_ for _ in ()).throw(OSError('offline')))
+    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
+    monkeypatch.setattr(data, 'HUB_HOST', '192.0.2.1')  # a documentation address: never answers
+    start = time.time()
+    with pytest.raises(DataError, match='which cannot be reached from here'): load_images('huggan/anime-faces', data_dir=tmp_path)
+    assert time.time() - start < 5 and asked == []
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    with pytest.raises(DataError, match='could not load huggan/anime-faces from the Hugging Face hub: offline'):
+        load_images('huggan/anime-faces', data_dir=tmp_path)
+    assert asked == ['huggan/anime-faces']
