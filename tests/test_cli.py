@@ -137,3 +137,13 @@ def test_cyclegan_trains_at_its_own_size(ganime):
     ganime('train', 'cyclegan', '--data', 'pairs', '--epochs', '1', '--batch-size', '2', '--width', '4', '--res-blocks', '1',
            '--samples', '2', '--device', 'cpu', '--out', 'cg', check=0)
     assert read_checkpoint(ganime.cwd / 'cg' / 'checkpoint.pt')['config']['size'] == 128
+
+
+def test_every_method_has_a_toy_run(ganime):
+    "`ganime train METHOD --data toy` with only a shorter run asked for: each method's toy defaults train and end on a grid."
+    for method in ('ae', 'vae', 'dcgan', 'wgan', 'wgan-gp', 'resgan', 'cyclegan'):
+        run = ganime('train', method, '--data', 'toy:32', '--epochs', '1', '--device', 'cpu', '--out', method, check=0)
+        grid = ganime.cwd / method / 'samples' / 'epoch_001.png'
+        assert f'Sample grid: {method}/samples/epoch_001.png' in run.stdout and grid.is_file(), (method, run.stdout)
+        config = read_checkpoint(ganime.cwd / method / 'checkpoint.pt')['config']
+        assert config['size'] == 32, (method, config)  # every toy default trains at 32 pixels

@@ -1,0 +1,47 @@
+"""Wall time and result of every method's toy run, `ganime train METHOD --data toy` with no other option.
+
+    python bench/bench_toy.py                          # every method, its toy defaults, on this machine
+    python bench/bench_toy.py --methods dcgan vae      # some of them
+    python bench/bench_toy.py --epochs 1 --data toy:64 # a quick check that every toy default runs
+
+Each method trains in a fresh process from the command line, as a new user would, into a temporary run folder. The
+table gives the training time (the sum of the epochs' seconds in log.jsonl), the whole command's wall time (start-up,
+data, the closing hair-colour count), and the run's last line: for the generators, how many of the 8 toy hair colours
+64 samples from fixed noise show. The target (issue: every toy run is a three-minute demo) is at most 180 s of training
+on 2 CPU cores.
+"""
+import argparse, json, os, platform, subprocess, sys, tempfile, time
+from pathlib import Path
+
+METHODS = ('ae', 'vae', 'dcgan', 'wgan', 'wgan-gp', 'resgan', 'cyclegan')
+
+
+def run(method:str, args, folder:Path) -> dict:
+    "Train `method` on toy data in a fresh process; its wall time, training time and closing line."
+    extra = [] if args.epochs is None else ['--epochs', str(args.epochs)]
+    cmd = [sys.executable, '-m', 'ganime_nb.cli', 'train', method, '--data', args.data, *extra, '--device', 'cpu', '--out', str(folder)]
+    start = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.time() - start
+    if proc.returncode: return dict(method=method, wall=wall, train=None, line=proc.stderr.strip().splitlines()[-1])
+    log = [json.loads(l) for l in (folder / 'log.jsonl').read_text().splitlines()]
+    line = proc.stdout.strip().splitlines()[-1]
+    return dict(method=method, wall=wall, train=sum(r.get('seconds', 0) for r in log), epochs=log[-1]['epoch'], line=line)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS)
+    p.add_argument('--data', default='toy')
+    p.add_argument('--epochs', type=int, help='override the toy default (for a quick check)')
+    args = p.parse_args()
+    print(f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads: {os.environ.get("OMP_NUM_THREADS", "default")}')
+    print('| method | epochs | training | wall | last line |\n|---|---|---|---|---|')
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in args.methods:
+            r = run(method, args, Path(tmp) / method)
+            train = f"{r['train']:.0f} s" if r['train'] is not None else 'failed'
+            print(f"| {method} | {r.get('epochs', '')} | {train} | {r['wall']:.0f} s | {r['line']} |", flush=True)
+
+
+if __name__ == '__main__': main()
