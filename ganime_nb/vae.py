@@ -11,6 +11,7 @@ __all__ = ['RECON_LOSSES', 'reparameterize', 'kl_divergence', 'reconstruction_lo
 import torch
 import torch.nn.functional as F
 from fastcore.basics import store_attr
+from fastcore.meta import delegates
 
 from .ae import Autoencoder, Encoder
 from .core import GanimeError
@@ -59,20 +60,17 @@ def kl_weight(step:int, # training steps done so far
 class VAE(Autoencoder):
     "Variational autoencoder: the encoder outputs a normal distribution per face; loss = reconstruction + beta * KL."
     name = 'vae'
-    def __init__(self, size:int=64, # image width and height
-                 channels:int=3, # 3 for colour, 1 for grey
-                 latent:int=512, # size of the latent code
-                 width:int=32, # channels of the first block (doubling per block, up to 512)
-                 lr:float=1e-3, # Adam learning rate
-                 beta:float=1.0, # weight of the KL term (1: the ELBO; more: smoother samples, blurrier faces)
+    @delegates(Autoencoder.__init__)  # the autoencoder's options, with their help, in this signature too
+    def __init__(self, beta:float=1.0, # weight of the KL term (1: the ELBO; more: smoother samples, blurrier faces)
                  recon:str='mse', # reconstruction loss: mse or l1 (summed over each image's pixels)
-                 warmup_steps:int=0): # steps over which the KL weight rises from 0 to beta (0: no warm-up)
+                 warmup_steps:int=0, # steps over which the KL weight rises from 0 to beta (0: no warm-up)
+                 **kwargs):
         if recon not in RECON_LOSSES: raise GanimeError(f"unknown reconstruction loss {recon!r}: use one of {', '.join(RECON_LOSSES)}")
         if beta < 0: raise GanimeError(f'beta must be zero or positive; got {beta}')
         if warmup_steps < 0: raise GanimeError(f'warmup_steps must be zero or positive; got {warmup_steps}')
-        super().__init__(size, channels, latent, width, lr)
-        store_attr('beta,recon,warmup_steps')
-        self.models['encoder'] = Encoder(size, channels, 2 * latent, width)  # a mean and a log-variance per coordinate
+        super().__init__(**kwargs)
+        store_attr()
+        self.models['encoder'] = Encoder(self.size, self.channels, 2 * self.latent, self.width)  # a mean and a log-variance per coordinate
 
     def encode(self, x):
         "The mean and log-variance of each face's distribution of codes."
