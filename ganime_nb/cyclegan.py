@@ -21,11 +21,12 @@ import torch.nn.functional as F
 from fastcore.basics import patch, store_attr
 from torchvision.utils import save_image
 
-from .core import GanimeError
+from .core import GanimeError, from_uint8
 from .data import HUB_DATASETS, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, to_unit, zip_items
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
 from .callbacks import LinearDecayCB, decay_factor
-from .losses import LOSSES, get_loss
+from .gan import clip_weights
+from .losses import get_loss
 
 # %% ../nbs/30_cyclegan.ipynb #09106608
 def _check_kernel(kernel:int):
@@ -196,7 +197,7 @@ class CycleGAN(Method):
                  gen_kernel:int=3, # kernel size of the generators' inner convolutions (odd; 5 was reported to help faces ↔ anime)
                  disc_width:int=64, # channels of the discriminators' first layer
                  disc_layers:int=3, # stride-2 layers per discriminator (3: 70×70 patches)
-                 adversarial:str='lsgan', # adversarial loss from ganime_nb.losses: lsgan, or wgan-gp to compare
+                 loss:str='lsgan', # adversarial loss from ganime_nb.losses: lsgan, or wgan-gp to compare
                  cycle_weight:float=10.0, # weight of the cycle-consistency L1 loss
                  identity_weight:float=5.0, # weight of the identity L1 loss (0: off)
                  embed_weight:float=0.0, # weight of the embedding discriminator's loss (XGAN; 0: off)
@@ -206,8 +207,8 @@ class CycleGAN(Method):
                  decay_start:float=0.5): # fraction of training after which the learning rate decays
         super().__init__()
         store_attr()
+        self.gan_loss = get_loss(loss)  # a clear error for an unknown name
         self._check()
-        self.loss = get_loss(adversarial)
         self.models['g_ab'] = ResnetGenerator(channels, width, res_blocks, gen_kernel)
         self.models['g_ba'] = ResnetGenerator(channels, width, res_blocks, gen_kernel)
         self.models['d_a'] = PatchDiscriminator(channels, disc_width, disc_layers)
@@ -220,16 +221,16 @@ class CycleGAN(Method):
         if self.size // 2 ** self.disc_layers < 3:
             raise GanimeError(f'{self.disc_layers} discriminator layers are too many for {self.size}×{self.size} images: use --disc-layers {max(1, int(math.log2(self.size / 3)))}')
         _check_kernel(self.gen_kernel)
-        if self.adversarial not in LOSSES: raise GanimeError(f'unknown adversarial loss {self.adversarial!r}; choose one of: {", ".join(LOSSES)}')
-        if self.label_noise and not LOSSES[self.adversarial].targets:
-            raise GanimeError(f'the {self.adversarial} loss has no real/fake targets, so --label-noise does not apply to it')
+        if self.label_noise and not self.gan_loss.targets:
+            raise GanimeError(f'the {self.loss} loss has no real/fake targets, so --label-noise does not apply to it')
         if not 0 <= self.label_noise < 1: raise GanimeError(f'label noise must be in [0, 1), got {self.label_noise}')
         if not 0 <= self.decay_start <= 1: raise GanimeError(f'decay start is a fraction of training, in [0, 1]; got {self.decay_start}')
 
     def configure_optimizers(self):
         gens = [*self.models['g_ab'].parameters(), *self.models['g_ba'].parameters()]
         discs = [p for k, m in self.models.items() if k.startswith('d_') for p in m.parameters()]
-        return {'g': torch.optim.Adam(gens, self.lr, betas=(0.5, 0.999)), 'd': torch.optim.Adam(discs, self.lr, betas=(0.5, 0.999))}
+        return {'generator': torch.optim.Adam(gens, self.lr, betas=(0.5, 0.999)),
+                'discriminator': torch.optim.Adam(discs, self.lr, betas=(0.5, 0.999))}
 
     def callbacks(self): return [LinearDecayCB(self.decay_start)]
     def extra_state(self): return {'pools': {k: p.state_dict() for k, p in self.pools.items()}}
@@ -245,7 +246,7 @@ def generator_loss(self:CycleGAN, a:torch.Tensor, b:torch.Tensor) -> tuple: # (t
         middles = g_ab.encode(a), g_ba.encode(b)
         fake_b, fake_a = g_ab.decode(middles[0]), g_ba.decode(middles[1])
     else: middles, fake_b, fake_a = None, g_ab(a), g_ba(b)  # whole forward passes, which `torch.compile` speeds up
-    parts = {'g_adv': self.loss.g_loss(d_b(fake_b)) + self.loss.g_loss(d_a(fake_a)),
+    parts = {'g_adv': self.gan_loss.g_loss(d_b(fake_b)) + self.gan_loss.g_loss(d_a(fake_a)),
              'cycle': F.l1_loss(g_ba(fake_b), a) + F.l1_loss(g_ab(fake_a), b)}
     total = parts['g_adv'] + self.cycle_weight * parts['cycle']
     if self.identity_weight:
@@ -264,8 +265,8 @@ def discriminator_loss(self:CycleGAN, a, b, fake_a, fake_b, middles=None) -> tup
     for name, real, fake in (('d_a', a, fake_a), ('d_b', b, fake_b)):
         d = self.models[name]
         real_scores, fake_scores = d(real), d(fake.detach())
-        parts[name] = 0.5 * self.loss.d_loss(noisy_real(real_scores, self.label_noise), fake_scores)
-        if self.loss.has_penalty: parts[name] = parts[name] + 0.5 * self.loss.penalty(d, real, fake.detach())
+        parts[name] = 0.5 * self.gan_loss.d_loss(noisy_real(real_scores, self.label_noise), fake_scores)
+        if self.gan_loss.has_penalty: parts[name] = parts[name] + 0.5 * self.gan_loss.penalty(d, real, fake.detach())
     if self.embed_weight:
         d_e = self.models['d_embed']
         parts['d_embed'] = get_loss('lsgan').d_loss(d_e(middles[0].detach()), d_e(middles[1].detach()))
@@ -278,12 +279,11 @@ def train_step(self:CycleGAN, batch, learn) -> dict:
     a, b = batch
     discs = [m for k, m in self.models.items() if k.startswith('d_')]
     with frozen(*discs): g_total, g_parts, (fake_b, fake_a), middles = self.generator_loss(a, b)
-    learn.update(g_total, 'g')
+    learn.update(g_total, 'generator')
     d_total, d_parts = self.discriminator_loss(a, b, self.pools['a'](fake_a), self.pools['b'](fake_b), middles)
-    learn.update(d_total, 'd')
-    if self.adversarial == 'wgan':
-        with torch.no_grad():
-            for p in (*self.models['d_a'].parameters(), *self.models['d_b'].parameters()): p.clamp_(-0.01, 0.01)
+    learn.update(d_total, 'discriminator')
+    if self.loss == 'wgan':  # the plain Wasserstein loss leaves the critics' Lipschitz constraint to the trainer
+        for name in ('d_a', 'd_b'): clip_weights(self.models[name])
     return {k: v.detach() for k, v in {**g_parts, **d_parts}.items()}
 
 @patch
@@ -363,7 +363,7 @@ def translate_folder(model, # a trained `CycleGAN`, or the path of its checkpoin
                           f' (looked for {", ".join(sorted(IMAGE_SUFFIXES))})'))
     for i in range(0, len(decoded), batch_size):
         chunk = decoded[i:i + batch_size]
-        x = torch.stack([img for img, _ in chunk]).float().div(127.5).sub(1)
+        x = from_uint8(torch.stack([img for img, _ in chunk]))
         for y, (_, path) in zip(model.translate(x, direction).float().cpu(), chunk):
             path.parent.mkdir(parents=True, exist_ok=True)
             save_image(to_unit(y), path)

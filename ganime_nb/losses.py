@@ -6,7 +6,7 @@ Docs: https://ganime-course.github.io/ganime/losses.html.md"""
 
 # %% auto #0
 __all__ = ['LOSSES', 'register_loss', 'GANLoss', 'get_loss', 'MinimaxLoss', 'NonSaturatingLoss', 'LeastSquaresLoss',
-           'interpolate', 'gradient_penalty', 'WassersteinLoss', 'WassersteinGPLoss', 'HingeLoss', 'dragan_points',
+           'points_between', 'gradient_penalty', 'WassersteinLoss', 'WassersteinGPLoss', 'HingeLoss', 'dragan_points',
            'DraganLoss']
 
 # %% ../nbs/22_losses.ipynb #f28ede2c
@@ -117,7 +117,7 @@ def _per_sample(t:torch.Tensor, like:torch.Tensor) -> torch.Tensor:
     "A per-sample tensor of shape (N,) reshaped to broadcast over `like` (N, ...)."
     return t.view(-1, *[1] * (like.ndim - 1))
 
-def interpolate(real:torch.Tensor, fake:torch.Tensor, generator:torch.Generator=None) -> torch.Tensor:
+def points_between(real:torch.Tensor, fake:torch.Tensor, generator:torch.Generator=None) -> torch.Tensor:
     "Random points on the straight lines between paired real and fake samples (one uniform mixing weight per sample)."
     if real.shape != fake.shape: raise GanimeError(f'real and fake batches differ in shape: {tuple(real.shape)} vs {tuple(fake.shape)}')
     eps = torch.rand(len(real), generator=generator).to(real.device, real.dtype)
@@ -129,7 +129,7 @@ def _eager(critic):
     return getattr(critic, '_orig_mod', critic)  # `torch.compile(module)` wraps the module
 
 def gradient_penalty(critic, # the critic or discriminator: samples -> scores
-                     points:torch.Tensor, # where to measure its gradient (N, ...); see `interpolate` and `dragan_points`
+                     points:torch.Tensor, # where to measure its gradient (N, ...); see `points_between` and `dragan_points`
                      weight:float=10.0, # the penalty's weight λ
                      target:float=1.0, # the gradient norm the critic is pulled toward
                     ) -> torch.Tensor:
@@ -154,7 +154,7 @@ class WassersteinGPLoss(WassersteinLoss):
     "WGAN-GP: the Wasserstein loss plus λ·(‖∇f‖ − 1)² at random points between real and fake images."
     name = 'wgan-gp'
     has_penalty = True
-    def penalty(self, critic, real, fake): return gradient_penalty(critic, interpolate(real, fake), self.penalty_weight)
+    def penalty(self, critic, real, fake): return gradient_penalty(critic, points_between(real, fake), self.penalty_weight)
 
 # %% ../nbs/22_losses.ipynb #5d8a3aeb
 @register_loss
@@ -171,7 +171,7 @@ def dragan_points(real:torch.Tensor, scale:float=0.5, # noise size, in units of 
     "Random points near the real samples: x + α·δ with δ ~ scale·std(x)·U[0, 1], α ~ U[0, 1] per sample."
     real = real.detach()
     noise = torch.rand(real.shape, generator=generator).to(real.device, real.dtype)
-    return interpolate(real + scale * real.float().std().to(real.dtype) * noise, real, generator)
+    return points_between(real + scale * real.float().std().to(real.dtype) * noise, real, generator)
 
 @register_loss
 class DraganLoss(NonSaturatingLoss):

@@ -16,7 +16,8 @@ from torch.nn.utils import parametrize
 from fastcore.basics import store_attr
 
 from .learner import register_method
-from .dcgan import GAN, gan_widths
+from .core import layer_widths
+from .gan import GAN
 
 # %% ../nbs/24_resgan.ipynb #a6db61e4
 class GeneratorBlock(nn.Module):
@@ -93,7 +94,7 @@ class ResGenerator(nn.Module):
     "Latent (N, latent) -> image (N, C, size, size) in [-1, 1]: linear to 4×4, residual upsampling blocks, BN, ReLU, conv, tanh."
     def __init__(self, size:int=64, channels:int=3, latent:int=128, width:int=64):
         super().__init__()
-        ws = gan_widths(size, width)[::-1]
+        ws = layer_widths(size, width)[::-1]
         self.project = nn.Sequential(nn.Linear(latent, ws[0] * 16), nn.Unflatten(1, (ws[0], 4, 4)))
         self.blocks = nn.Sequential(*[GeneratorBlock(c_in, c_out) for c_in, c_out in zip([ws[0], *ws], ws)])
         self.to_image = nn.Sequential(nn.BatchNorm2d(ws[-1]), nn.ReLU(inplace=True), nn.Conv2d(ws[-1], channels, 3, 1, 1), nn.Tanh())
@@ -106,7 +107,7 @@ class ResDiscriminator(nn.Module):
     def __init__(self, size:int=64, channels:int=3, width:int=64,
                  spectral_norm:bool=True): # spectral normalisation on every layer
         super().__init__()
-        ws = gan_widths(size, width)
+        ws = layer_widths(size, width)
         self.blocks = nn.Sequential(DiscriminatorBlock(channels, ws[0], first=True),
                                     *[DiscriminatorBlock(c_in, c_out) for c_in, c_out in zip(ws, ws[1:])], nn.ReLU())
         self.score = nn.Linear(ws[-1], 1)
@@ -120,22 +121,13 @@ class ResDiscriminator(nn.Module):
 class ResGAN(GAN):
     "Residual GAN (SNGAN-style): upsample+conv blocks in G, average-pool blocks in D, spectral norm, hinge loss."
     name = 'resgan'
-    def __init__(self, size:int=64, # image width and height (a power of two: 64, or 128)
-                 channels:int=3, # 3 for colour, 1 for grey
-                 latent:int=128, # size of the latent vector z
-                 width:int=64, # channels at the highest resolution, doubling per halving
-                 spectral_norm:bool=True, # spectral normalisation in the discriminator
-                 loss:str='hinge', # GAN loss: minimax, ns, lsgan, wgan, wgan-gp, hinge, dragan
-                 n_critic:int=1, # discriminator steps per generator step
-                 lr:float=1e-4, # generator learning rate
-                 lr_d:float=4e-4, # discriminator learning rate (two time-scale rule)
-                 beta1:float=0.0, # Adam's first beta (momentum)
-                 beta2:float=0.9, # Adam's second beta
-                 label_smoothing:float=0.0, # one-sided label smoothing (classifier losses only)
-                 instance_noise:float=0.0): # std of noise added to D's inputs, annealed to 0
-        super().__init__()
+    defaults = dict(latent=128, loss='hinge', lr=1e-4, lr_d=4e-4, beta1=0.0, beta2=0.9) # SNGAN's, with the two time-scale rule
+    def __init__(self, spectral_norm:bool=True, # spectral normalisation in the discriminator
+                 **options): # the options every GAN has: see `GAN`
+        super().__init__(**options)
         store_attr()
-        self.build(ResGenerator(size, channels, latent, width), ResDiscriminator(size, channels, width, spectral_norm))
+        self.build(ResGenerator(self.size, self.channels, self.latent, self.width),
+                   ResDiscriminator(self.size, self.channels, self.width, spectral_norm))
 
     def after_discriminator_update(self):
         "One power-iteration step for each spectrally normalised layer, after every discriminator update."

@@ -12,59 +12,34 @@ import torch
 from fastcore.basics import store_attr
 
 from .learner import register_method
-from .dcgan import GAN, DCGANGenerator, DCGANDiscriminator
+from .gan import WGAN_CLIP, clip_weights
+from .dcgan import DCGAN
 
 # %% ../nbs/23_wgan.ipynb #1daa310a
 @register_method
-class WGAN(GAN):
+class WGAN(DCGAN):
     "WGAN (Arjovsky et al., 2017): a DCGAN critic kept Lipschitz by weight clipping, 5 critic steps per G step, RMSprop."
     name = 'wgan'
-    def __init__(self, size:int=64, # image width and height (a power of two: 64, or 128)
-                 channels:int=3, # 3 for colour, 1 for grey
-                 latent:int=100, # size of the latent vector z
-                 width:int=64, # channels of the highest-resolution block, doubling per halving
-                 upsample:str='transposed', # generator upsampling: transposed or nearest (+ 3x3 conv)
-                 d_norm:str='batch', # critic normalisation: batch (the paper), layer or none
-                 loss:str='wgan', # GAN loss: wgan (the paper), or any other of the zoo
-                 n_critic:int=5, # critic steps per generator step
-                 lr:float=5e-5, # RMSprop learning rate of the generator (and of the critic unless lr_d is set)
-                 lr_d:float=None, # critic learning rate (None: the same as lr)
-                 clip:float=0.01, # clip every critic weight to [-clip, clip] after each update (0: no clipping)
-                 label_smoothing:float=0.0, # one-sided label smoothing (classifier losses only)
-                 instance_noise:float=0.0): # std of noise added to the critic's inputs, annealed to 0
-        super().__init__()
+    toy_defaults = {} # DCGAN's toy settings were tuned for DCGAN, not for a critic
+    defaults = dict(loss='wgan', n_critic=5, lr=5e-5) # the paper's
+    dropped = ('beta1', 'beta2') # RMSprop has no betas
+    def __init__(self, clip:float=WGAN_CLIP, # clip every critic weight to [-clip, clip] after each update (0: no clipping)
+                 **options): # DCGAN's options
+        super().__init__(**options)
         store_attr()
-        self.build(DCGANGenerator(size, channels, latent, width, upsample), DCGANDiscriminator(size, channels, width, d_norm))
 
     def make_optimizer(self, params, lr:float) -> torch.optim.Optimizer:
         "RMSprop, as in the paper: momentum made the clipped critic unstable."
         return torch.optim.RMSprop(params, lr)
 
-    @torch.no_grad()
     def after_discriminator_update(self):
         "Clip every critic parameter to [-clip, clip]."
-        if not self.clip: return
-        for p in self.D.parameters(): p.clamp_(-self.clip, self.clip)
+        clip_weights(self.D, self.clip)
 
 # %% ../nbs/23_wgan.ipynb #4746ac33
 @register_method
-class WGANGP(GAN):
+class WGANGP(DCGAN):
     "WGAN-GP (Gulrajani et al., 2017): a critic without batch norm, a gradient penalty of weight 10, Adam(1e-4, β (0, 0.9))."
     name = 'wgan-gp'
-    def __init__(self, size:int=64, # image width and height (a power of two: 64, or 128)
-                 channels:int=3, # 3 for colour, 1 for grey
-                 latent:int=100, # size of the latent vector z
-                 width:int=64, # channels of the highest-resolution block, doubling per halving
-                 upsample:str='transposed', # generator upsampling: transposed or nearest (+ 3x3 conv)
-                 d_norm:str='layer', # critic normalisation: layer (the paper's suggestion) or none; batch breaks the penalty
-                 loss:str='wgan-gp', # GAN loss: wgan-gp (the paper), or any other of the zoo
-                 n_critic:int=5, # critic steps per generator step
-                 lr:float=1e-4, # Adam learning rate of the generator (and of the critic unless lr_d is set)
-                 lr_d:float=None, # critic learning rate (None: the same as lr)
-                 beta1:float=0.0, # Adam's first beta (momentum)
-                 beta2:float=0.9, # Adam's second beta
-                 label_smoothing:float=0.0, # one-sided label smoothing (classifier losses only)
-                 instance_noise:float=0.0): # std of noise added to the critic's inputs, annealed to 0
-        super().__init__()
-        store_attr()
-        self.build(DCGANGenerator(size, channels, latent, width, upsample), DCGANDiscriminator(size, channels, width, d_norm))
+    toy_defaults = {} # DCGAN's toy settings were tuned for DCGAN, not for a critic
+    defaults = dict(d_norm='layer', loss='wgan-gp', n_critic=5, lr=1e-4, beta1=0.0, beta2=0.9) # the paper's

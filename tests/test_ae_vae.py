@@ -10,7 +10,7 @@ from ganime_nb.ae import Autoencoder, Decoder, Encoder
 from ganime_nb.core import GanimeError, seed_everything
 from ganime_nb.data import Batches, image_grid, toy_faces
 from ganime_nb.learner import Learner, load_method, read_checkpoint
-from ganime_nb.vae import VAE, interpolate, kl_divergence, kl_weight, reconstruction_loss, reparameterize
+from ganime_nb.vae import VAE, latent_path, kl_divergence, kl_weight, reconstruction_loss, reparameterize
 
 TINY = ['--data', 'toy:256', '--size', '32', '--width', '8', '--latent', '16', '--batch-size', '32', '--samples', '16',
         '--device', 'cpu']
@@ -65,9 +65,9 @@ def test_reconstruction_loss_sums_per_image():
 def test_kl_warmup_and_interpolation():
     assert [kl_weight(s, 1.0, 10) for s in (0, 5, 10, 50)] == [0.0, 0.5, 1.0, 1.0]
     assert kl_weight(0, 3.0, 0) == 3.0
-    walk = interpolate(torch.tensor([0.0, 2.0]), torch.tensor([4.0, 2.0]), 5)
+    walk = latent_path(torch.tensor([0.0, 2.0]), torch.tensor([4.0, 2.0]), 5)
     assert torch.equal(walk, torch.tensor([[0.0, 2.0], [1.0, 2.0], [2.0, 2.0], [3.0, 2.0], [4.0, 2.0]]))
-    with pytest.raises(GanimeError, match='at least 2 steps'): interpolate(torch.zeros(2), torch.ones(2), 1)
+    with pytest.raises(GanimeError, match='at least 2 steps'): latent_path(torch.zeros(2), torch.ones(2), 1)
 
 
 @pytest.mark.parametrize('kwargs, message', [

@@ -52,8 +52,8 @@ def test_bad_options():
     with pytest.raises(GanimeError, match='odd'): CycleGAN(**{**TINY, 'gen_kernel': 4})
     with pytest.raises(GanimeError, match='discriminator layers'): CycleGAN(**{**TINY, 'disc_layers': 4})
     with pytest.raises(GanimeError, match='divisible by 4'): CycleGAN(**{**TINY, 'size': 30})
-    with pytest.raises(GanimeError, match='unknown adversarial'): CycleGAN(**{**TINY, 'adversarial': 'nope'})
-    with pytest.raises(GanimeError, match='no real/fake targets'): CycleGAN(**{**TINY, 'adversarial': 'wgan-gp', 'label_noise': 0.2})
+    with pytest.raises(GanimeError, match='unknown GAN loss'): CycleGAN(**{**TINY, 'loss': 'nope'})
+    with pytest.raises(GanimeError, match='no real/fake targets'): CycleGAN(**{**TINY, 'loss': 'wgan-gp', 'label_noise': 0.2})
 
 
 # ---------------------------------------------------------------- losses
@@ -91,7 +91,7 @@ def test_label_noise_shifts_real_targets():
     m = tiny(label_noise=0.2)
     torch.manual_seed(0)
     ones, zeros = torch.ones(10000), torch.zeros(10000)
-    loss = m.loss.d_loss(noisy_real(ones, 0.2), zeros)
+    loss = m.gan_loss.d_loss(noisy_real(ones, 0.2), zeros)
     # E[(u)^2]/2 for u ~ U(0, 0.2) is 0.2²/6
     assert abs(loss.item() - 0.2 ** 2 / 6) < 2e-3
 
@@ -229,6 +229,24 @@ def test_resume_continues_identically(tmp_path):
         assert straight.pools[k].count == resumed.pools[k].count == 6
         assert torch.equal(straight.pools[k].images, resumed.pools[k].images)
 
+
+
+def test_wgan_loss_clips_both_critics_with_the_shared_clipping(monkeypatch):
+    "With the plain Wasserstein loss, each step clips d_a and d_b (not the embedding discriminator) with gan.clip_weights."
+    from ganime_nb import cyclegan, gan
+    clipped = []
+    def recording_clip(module, clip=gan.WGAN_CLIP):
+        clipped.append(module)
+        gan.clip_weights(module, clip)
+    monkeypatch.setattr(cyclegan, 'clip_weights', recording_clip)
+    m = tiny(loss='wgan', lr=1e-2, embed_weight=1.0)
+    Learner(m, unpaired_batches('toy:8', 32, 4), cbs=[], device='cpu').fit(1)  # 2 steps
+    assert clipped == [m.models['d_a'], m.models['d_b']] * 2
+    for k in ('d_a', 'd_b'):
+        weights = torch.cat([p.detach().flatten() for p in m.models[k].parameters()])
+        assert weights.abs().max() <= gan.WGAN_CLIP + 1e-7 and (weights.abs() > 0.0099).any()
+    assert max(p.detach().abs().max() for p in m.models['d_embed'].parameters()) > gan.WGAN_CLIP
+    assert list(m.configure_optimizers()) == ['generator', 'discriminator']  # the GANs' names
 
 # ---------------------------------------------------------------- command line
 def image_folder(folder):

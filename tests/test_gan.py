@@ -1,5 +1,5 @@
 "DCGAN, WGAN, WGAN-GP and ResGAN: network shapes, the shared adversarial step, and the command line end to end."
-import subprocess, sys
+import inspect, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -8,8 +8,11 @@ from torch import nn
 
 from ganime_nb.core import GanimeError, seed_everything
 from ganime_nb.data import Batches, toy_faces
-from ganime_nb.dcgan import DCGAN, DCGANDiscriminator, DCGANGenerator, slerp
+from ganime_nb.dcgan import DCGAN, DCGANDiscriminator, DCGANGenerator
+from ganime_nb.gan import GAN, PointsGAN, slerp
 from ganime_nb.learner import Learner, get_method
+from ganime_nb.cli import main, method_options
+from fastcore.docments import docments
 from ganime_nb.resgan import ResDiscriminator, ResGAN, ResGenerator
 from ganime_nb.wgan import WGAN, WGANGP
 
@@ -81,6 +84,31 @@ def test_n_critic_steps_per_generator_step():
     assert len(learn.history['g_loss']) == 6 and all(v >= 0 for v in learn.history['penalty'])
 
 
+def test_hooks_follow_their_updates():
+    "after_discriminator_update follows every D update; after_generator_update every G update, and not critic-only steps."
+    seed_everything(0)
+    gan = PointsGAN(hidden=8, n_critic=3)
+    learn = Learner(gan, [torch.randn(16, 2) for _ in range(7)], cbs=[], device='cpu')
+    events, update = [], learn.update
+    def noted_update(loss, name): update(loss, name); events.append(name)
+    learn.update = noted_update
+    gan.after_discriminator_update = lambda: events.append('after D')
+    gan.after_generator_update = lambda: events.append('after G')
+    learn.fit(1)  # 7 steps: G updates after steps 3 and 6
+    critic = ['discriminator', 'after D']
+    assert events == (critic * 3 + ['generator', 'after G']) * 2 + critic
+    assert events.count('after G') == events.count('generator') == 2
+
+
+def test_after_generator_update_in_an_image_gan():
+    seed_everything(0)
+    gan = WGANGP(size=32, width=8, latent=16, n_critic=2)
+    calls = []
+    gan.after_generator_update = lambda: calls.append(learn.step)
+    learn = tiny_learner(gan, n=96)  # 6 steps
+    learn.fit(1)
+    assert calls == [1, 3, 5]  # the step counter moves on after train_step returns
+
 def test_wgan_clips_the_critic():
     seed_everything(0)
     gan = WGAN(size=32, width=8, latent=16, lr=1e-2, clip=0.01)
@@ -132,6 +160,44 @@ def test_sampling_interpolation_and_cherry_picking():
     torch.testing.assert_close(path[0], z0); torch.testing.assert_close(path[-1], z1)
     with pytest.raises(GanimeError, match='cannot pick'): gan.cherry_pick(30, 20)
 
+
+OWN_DEFAULTS = {  # each method's own defaults: those it changes from GAN's (or DCGAN's), and the options only it has
+    DCGAN: dict(upsample='transposed', d_norm='batch', latent=100, loss='ns', n_critic=1, lr=2e-4, lr_d=None, beta1=0.5, beta2=0.999),
+    WGAN: dict(clip=0.01, upsample='transposed', d_norm='batch', latent=100, loss='wgan', n_critic=5, lr=5e-5, lr_d=None),
+    WGANGP: dict(upsample='transposed', d_norm='layer', latent=100, loss='wgan-gp', n_critic=5, lr=1e-4, lr_d=None, beta1=0.0, beta2=0.9),
+    ResGAN: dict(spectral_norm=True, latent=128, loss='hinge', n_critic=1, lr=1e-4, lr_d=4e-4, beta1=0.0, beta2=0.9)}
+SHARED = dict(size=64, channels=3, width=64, label_smoothing=0.0, instance_noise=0.0)
+NOT_THEIRS = {DCGAN: {'clip', 'spectral_norm'}, WGAN: {'beta1', 'beta2', 'spectral_norm'}, WGANGP: {'clip', 'spectral_norm'},
+              ResGAN: {'upsample', 'd_norm', 'clip'}}
+
+
+@pytest.mark.parametrize('cls', list(OWN_DEFAULTS))
+def test_each_gan_has_its_own_defaults_and_a_doc_line_for_every_option(cls):
+    defaults = cls.defaults_for('huggan/anime-faces')
+    assert {k: defaults[k] for k in {**OWN_DEFAULTS[cls], **SHARED}} == {**OWN_DEFAULTS[cls], **SHARED}
+    assert not NOT_THEIRS[cls] & set(defaults)
+    docs = docments(cls.__init__)
+    names = [n for n in inspect.signature(cls.__init__).parameters if n != 'self']
+    assert names and all(docs[n] for n in names), [n for n in names if not docs[n]]
+    for name in set(GAN_DOCS) & set(names): assert docs[name] == GAN_DOCS[name]  # written once, in GAN
+    seed_everything(0)
+    config = cls(size=32, width=8).config  # what a checkpoint keeps: the method's own defaults
+    assert {k: config[k] for k in OWN_DEFAULTS[cls]} == OWN_DEFAULTS[cls] and set(config) == set(names)
+
+
+GAN_DOCS = docments(GAN.__init__)
+
+
+@pytest.mark.parametrize('cls', [WGAN, WGANGP, ResGAN])
+def test_cli_help_shows_each_gans_defaults_and_docs(cls, capsys):
+    with pytest.raises(SystemExit): main(['train', cls.name, '--help'])
+    shown = ''.join(capsys.readouterr().out.split())  # argparse wraps lines, even inside words with hyphens
+    defaults, docs = cls.defaults_for('not toy'), docments(cls.__init__)
+    for name, (typ, _, doc) in method_options(cls).items():
+        assert doc == docs[name] and doc, name
+        line = f'{doc} (default: {defaults[name]})' if defaults[name] is not None else doc
+        assert ''.join(line.split()) in shown, name
+    for name in NOT_THEIRS[cls]: assert '--' + name.replace('_', '-') not in shown
 
 def test_bad_options_are_clear_errors():
     with pytest.raises(GanimeError, match='choose one of'): DCGAN(loss='bce')

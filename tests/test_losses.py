@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ganime_nb.core import GanimeError
-from ganime_nb.losses import LOSSES, dragan_points, get_loss, gradient_penalty, interpolate
+from ganime_nb.losses import LOSSES, dragan_points, get_loss, gradient_penalty, points_between
 
 
 def log_sigmoid(x): return -math.log1p(math.exp(-x))
@@ -115,12 +115,12 @@ def test_gradient_penalty_through_a_compiled_critic():
 def test_penalty_points():
     torch.manual_seed(3)
     real, fake = torch.zeros(8, 3, 2, 2), torch.ones(8, 3, 2, 2)
-    mix = interpolate(real, fake).flatten(1)  # 1 - eps per sample, constant over each sample
+    mix = points_between(real, fake).flatten(1)  # 1 - eps per sample, constant over each sample
     assert torch.equal(mix.min(1).values, mix.max(1).values) and mix.min() >= 0 and mix.max() <= 1
     x = torch.randn(8, 3, 4, 4)
     near = dragan_points(x) - x
     assert near.min() >= 0 and near.max() <= 0.5 * x.std() + 1e-6
-    with pytest.raises(GanimeError, match='differ in shape'): interpolate(real, fake[:4])
+    with pytest.raises(GanimeError, match='differ in shape'): points_between(real, fake[:4])
 
 
 def test_dragan_penalty_on_a_linear_critic():

@@ -12,7 +12,7 @@ from ganime_nb.ae import Autoencoder
 import ganime_nb.metrics as metrics
 from ganime_nb.metrics import (MetricsCB, attribute_classifier, attribute_coverage, cascade_path, extract_features,
                                feature_extractor, fid_kid, frechet_distance, gaussian_stats, precision_recall,
-                               predict_attributes, to_uint8, detection_rate, anime_face_detector)
+                               predict_attributes, rgb_uint8, detection_rate, anime_face_detector)
 
 
 @pytest.fixture(scope='module')
@@ -59,12 +59,12 @@ def test_library_fid_agrees_with_ours_and_kid_sees_a_shift():
     assert math.isnan(fid_kid(a, b)['kid_std'])  # subsets as large as the sets are all alike: no spread to report
 
 
-def test_to_uint8_rounds_and_makes_rgb():
+def test_rgb_uint8_rounds_and_makes_rgb():
     x = torch.tensor([-1.0, -0.999, 0.0, 0.999, 1.0]).view(1, 1, 1, 5)
-    out = to_uint8(x)
+    out = rgb_uint8(x)
     assert out.dtype == torch.uint8 and out.shape == (1, 3, 1, 5)
     assert out[0, 0, 0].tolist() == [0, 0, 128, 255, 255]
-    with pytest.raises(GanimeError, match='expected images'): to_uint8(torch.zeros(2, 4, 8, 8))
+    with pytest.raises(GanimeError, match='expected images'): rgb_uint8(torch.zeros(2, 4, 8, 8))
 
 
 def test_unknown_features_and_missing_inception_weights(monkeypatch, tmp_path):
@@ -152,6 +152,11 @@ def test_cascade_errors_are_clear(monkeypatch, tmp_path):
     monkeypatch.setattr(metrics, 'CASCADE_URL', 'http://127.0.0.1:9/lbpcascade_animeface.xml')  # nothing listens there
     with pytest.raises(GanimeError, match='could not download the anime-face cascade'): cascade_path()
     assert list(tmp_path.rglob('*.xml*')) == []  # no half-written file left behind
+    served = tmp_path / 'served.cascade'
+    served.write_text('<opencv_storage/>')
+    monkeypatch.setattr(metrics, 'CASCADE_URL', served.as_uri())  # a download that works
+    assert cascade_path().read_text() == '<opencv_storage/>' and cascade_path().parent == tmp_path / 'models'
+    assert [p.name for p in (tmp_path / 'models').iterdir()] == ['lbpcascade_animeface.xml']  # no temporary file left
 
 
 def test_detection_rate_on_toy_faces_and_noise():
