@@ -291,8 +291,15 @@ def read_checkpoint(path, map_location='cpu') -> dict:
     if 'data' in state:  # format 1 kept only the data source, limit and grey
         old = state.pop('data')
         state['run'] = dict(data=old.get('source', 'toy'), limit=old.get('limit'), gray=old.get('gray', False))
+        if state.get('method') == 'cyclegan': _rename_cyclegan_1(state)
     state.setdefault('callbacks', {})
     return state
+
+def _rename_cyclegan_1(state:dict):
+    "Format 1 CycleGAN checkpoints named the adversarial loss option `adversarial` and the optimisers 'g' and 'd'."
+    if 'adversarial' in state['config']: state['config']['loss'] = state['config'].pop('adversarial')
+    names = {'g': 'generator', 'd': 'discriminator'}
+    state['optimizers'] = {names.get(k, k): v for k, v in state.get('optimizers', {}).items()}
 
 LOWER_ON_RESUME = ('lr', 'lr_d') # method options a resumed run may lower (after a NaN stop, say)
 
