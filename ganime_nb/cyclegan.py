@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch, store_attr
 from torchvision.utils import save_image
 
-from .core import GanimeError, from_uint8
+from .core import GanimeError, from_uint8, writable_folder
 from .data import HUB_DATASETS, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, to_unit, zip_items
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
 from .callbacks import LinearDecayCB, decay_factor
@@ -317,12 +317,14 @@ class TranslateReport:
     written: list = field(default_factory=list) # output paths
     skipped: list = field(default_factory=list) # (input name, why)
     ignored: int = 0 # files without an image suffix
+    existing: int = 0 # translations already in `out`, left as they were (overwrite=False)
 
     def __str__(self):
         s = f'translated {len(self.written)} image{"s" * (len(self.written) != 1)} ({self.direction}) into {self.out}'
         if self.skipped: s += (f'; skipped {len(self.skipped)} unreadable: ' + ', '.join(f'{n} ({why})' for n, why in self.skipped[:5])
                                + (' ...' if len(self.skipped) > 5 else ''))
         if self.ignored: s += f'; ignored {self.ignored} file{"s" * (self.ignored != 1)} without an image suffix'
+        if self.existing: s += f'; left {self.existing} existing file{"s" * (self.existing != 1)} as they were (--overwrite replaces them)'
         return s
 
 def load_cyclegan(checkpoint, device=None) -> CycleGAN:
@@ -331,6 +333,12 @@ def load_cyclegan(checkpoint, device=None) -> CycleGAN:
     if not isinstance(method, CycleGAN):
         raise GanimeError(f"{checkpoint} holds a {method.name} model, not a CycleGAN: translate needs a checkpoint from ganime train cyclegan")
     return method
+
+def _check_output_folder(input:Path, out:Path):
+    "A one-line error if translations written into `out` could land among, or on, the inputs under `input`."
+    if input.is_dir() and (out.resolve() == input.resolve() or input.resolve() in out.resolve().parents):
+        raise GanimeError(f'--out {out} is inside the input folder {input}: the translations would mix with the inputs; choose another folder')
+    writable_folder(out)
 
 def _output_names(files:list, root:Path) -> list:
     "Output PNG paths relative to the output folder: the input's name with .png, or its full name + .png where two inputs would clash."
@@ -343,22 +351,30 @@ def translate_folder(model, # a trained `CycleGAN`, or the path of its checkpoin
                      input, # a folder of images (searched recursively) or one image file
                      out, # folder for the translations
                      direction:str='a2b', # a2b: domain A (photos) -> B (anime); b2a: the other way
-                     batch_size:int=16, device=None) -> TranslateReport:
+                     batch_size:int=16, device=None,
+                     overwrite:bool=False) -> TranslateReport: # replace translations already in `out` (else leave and count them)
     "Translate every image under `input` and write each as a PNG named after it into `out`."
     input, out = Path(input), Path(out)
     if direction not in _DIRECTIONS: raise GanimeError(f'direction must be a2b or b2a, got {direction!r}')
     if not input.exists(): raise GanimeError(f'no such folder or file: {input}')
-    model = model if isinstance(model, CycleGAN) else load_cyclegan(model, device)
+    _check_output_folder(input, out)
     files = [input] if input.is_file() else sorted(p for p in input.rglob('*') if p.is_file() and not p.name.startswith('.'))
     images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
-    report = TranslateReport(direction, out, ignored=len(files) - len(images))
     root = input.parent if input.is_file() else input
+    targets = [out / name for name in _output_names(images, root)]
+    if any(t.resolve() == f.resolve() for f, t in zip(images, targets)):
+        raise GanimeError(f'--out {out} would overwrite the input {input} with its translation; choose another folder')
+    model = model if isinstance(model, CycleGAN) else load_cyclegan(model, device)
+    report = TranslateReport(direction, out, ignored=len(files) - len(images))
     decoded = []
-    for f, name in zip(images, _output_names(images, root)):
+    for f, target in zip(images, targets):
+        if target.exists() and not overwrite:
+            report.existing += 1
+            continue
         img, why, _ = prepare_image(f.read_bytes(), model.size, gray=model.channels == 1)
         if img is None: report.skipped.append((str(f.relative_to(root)), why))
-        else: decoded.append((img, out / name))
-    if not decoded:
+        else: decoded.append((img, target))
+    if not decoded and not report.existing:
         raise GanimeError(f'no readable images in {input}' + (f' ({len(report.skipped)} unreadable)' if report.skipped else
                           f' (looked for {", ".join(sorted(IMAGE_SUFFIXES))})'))
     for i in range(0, len(decoded), batch_size):
@@ -378,12 +394,13 @@ def _add_translate_arguments(parser):
     parser.add_argument('--direction', default='a2b', choices=tuple(_DIRECTIONS), help='a2b: domain A (photos) to B (anime); b2a: back (default: a2b)')
     parser.add_argument('--batch-size', type=int, default=16, help='images per forward pass (default: 16)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda, mps (default: auto)')
+    parser.add_argument('--overwrite', action='store_true', help='replace translations already in OUT (default: leave them and say how many)')
 
 def run_translate(args):
     "Translate a folder of images from the command line."
     if args.batch_size < 1: raise GanimeError('--batch-size must be at least 1')
     print(translate_folder(args.checkpoint, args.input, args.out, args.direction, args.batch_size,
-                           None if args.device == 'auto' else args.device))
+                           None if args.device == 'auto' else args.device, args.overwrite))
 
 def cli_commands() -> dict:
     "The commands this lesson adds to `ganime`: name -> (add its arguments to a parser, run it)."

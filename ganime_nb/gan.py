@@ -39,6 +39,8 @@ class GAN(Method):
                  instance_noise:float=0.0): # std of noise added to D's inputs, annealed to 0 over training
         super().__init__()
         store_attr()
+        for name in ('latent', 'width', 'n_critic'):  # checked before the networks are built, not where a zero-sized layer fails
+            if getattr(self, name) < 1: raise GanimeError(f'{name} must be at least 1; got {getattr(self, name)}')
 
     def __init_subclass__(cls, **kwargs):
         "Give every subclass a constructor with its own options (see `_options_signature`)."
@@ -47,7 +49,6 @@ class GAN(Method):
 
     def build(self, generator:nn.Module, discriminator:nn.Module):
         "Install the networks and the loss named by `self.loss`; subclasses call this at the end of `__init__`."
-        if self.n_critic < 1: raise GanimeError(f'n_critic must be at least 1, got {self.n_critic}')
         self.models['generator'], self.models['discriminator'] = generator, discriminator
         self.gan_loss = get_loss(self.loss, label_smoothing=self.label_smoothing, instance_noise=self.instance_noise)
         if self.gan_loss.has_penalty and any(isinstance(m, nn.BatchNorm2d) for m in discriminator.modules()):

@@ -21,7 +21,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import store_attr
 
-from .core import GanimeError, atomic_save, atomic_write, forked_rng, from_uint8, pick_device, to_uint8
+from .core import GanimeError, atomic_save, atomic_write, forked_rng, from_uint8, pick_device, to_uint8, writable_file
 from .data import TOY_ATTRIBUTES, ImageSet, Batches, default_data_dir, load_images, toy_faces
 from .learner import Callback, Learner, Method, eval_mode, load_method, read_checkpoint
 
@@ -45,13 +45,13 @@ class InceptionFeatures(nn.Module):
         try: from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
         except ImportError:
             raise GanimeError('Inception features need torch-fidelity: pip install "ganime[metrics]" '
-                              '(or measure with features="tiny", which needs no download)') from None
+                              '(or measure with features="tiny", --features tiny on the command line, which needs no download)') from None
         weights = weights or os.environ.get('GANIME_INCEPTION_WEIGHTS')
         if weights and not Path(weights).is_file(): raise GanimeError(f'no Inception weights file at {weights}')
         try: self.net = FeatureExtractorInceptionV3('inception-v3-compat', ['2048'], weights)
         except OSError as e:
             raise GanimeError(f'could not download the Inception weights ({e}); without internet, set GANIME_INCEPTION_WEIGHTS '
-                              f'to a copy of {INCEPTION_WEIGHTS_FILE}, or measure with features="tiny"') from None
+                              f'to a copy of {INCEPTION_WEIGHTS_FILE}, or measure with features="tiny" (--features tiny on the command line)') from None
         self.antialias = antialias
 
     def forward(self, images:torch.Tensor) -> torch.Tensor:
@@ -237,6 +237,15 @@ def train_attribute_classifier(size:int=64, # the size of the toy faces it learn
     random.setstate(state)
     return classifier.eval()
 
+def _read_classifier(path:Path) -> AttributeClassifier:
+    "The cached classifier at `path`, or None (with a one-line notice) when the file is damaged or holds other weights."
+    classifier = AttributeClassifier()
+    try: classifier.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+    except Exception as e:
+        print(f'the cached classifier {path} is unreadable ({type(e).__name__}): training it again', flush=True)
+        return None
+    return classifier
+
 def attribute_classifier(size:int=64, # the size of the images it will read
                          domain:str='anime', # toy domain: 'anime' or 'photo'
                          data_dir=None, # where the weights are cached (default: `default_data_dir()`)
@@ -244,10 +253,7 @@ def attribute_classifier(size:int=64, # the size of the images it will read
     "The toy-attribute classifier for this image size, trained once and cached under the data folder."
     path = Path(data_dir or default_data_dir()) / 'models' / f'toy-attributes-{domain}-{size}-v{CLASSIFIER_VERSION}.pt'
     device = pick_device(device)
-    if path.exists():
-        classifier = AttributeClassifier()
-        classifier.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
-        return classifier.to(device).eval()
+    if path.exists() and (classifier := _read_classifier(path)) is not None: return classifier.to(device).eval()
     if verbose: print(f'training the toy-attribute classifier for {size}x{size} {domain} faces (once; cached in {path})')
     classifier = train_attribute_classifier(size, domain, device=device)
     atomic_save(classifier.state_dict(), path)
@@ -456,6 +462,9 @@ def _reference_set(args, state) -> tuple: # (ImageSet, the source it came from)
 def run_eval(args):
     "Measure a checkpoint's samples against real images and print a table."
     if args.n < 2 or (args.reference is not None and args.reference < 2): raise GanimeError('-n and --reference must be at least 2')
+    for name in ('batch_size', 'k'):
+        if getattr(args, name) < 1: raise GanimeError(f'--{name.replace("_", "-")} must be at least 1; got {getattr(args, name)}')
+    if args.json: writable_file(args.json, what='--json')
     device = None if args.device == 'auto' else args.device
     state = read_checkpoint(args.checkpoint)
     method = load_method(args.checkpoint, device)

@@ -152,3 +152,86 @@ def test_a_run_killed_while_writing_leaves_no_temporary_behind(ganime):
     (ganime.cwd / 'run' / '.checkpoint.pt.999.tmp').write_bytes(b'')  # what a kill during the write leaves
     ganime('train', 'ae', '--out', 'run', '--resume', '--epochs', '2', check=0)
     assert sorted(p.name for p in (ganime.cwd / 'run').iterdir()) == ['checkpoint.pt', 'log.jsonl', 'losses.png', 'samples']
+
+
+def _cyclegan_checkpoint(path):
+    "A one-step CycleGAN checkpoint of the smallest networks, for translate's probes."
+    from ganime_nb.callbacks import CheckpointCB
+    from ganime_nb.cyclegan import CycleGAN, unpaired_batches
+    from ganime_nb.learner import Learner
+    torch.manual_seed(0)
+    m = CycleGAN(size=32, width=4, res_blocks=1, disc_width=4, disc_layers=2)
+    Learner(m, unpaired_batches('toy:4', 32, 4), cbs=[CheckpointCB(path)], device='cpu').fit(1)
+    return path
+
+
+def test_translate_never_overwrites_its_inputs_nor_earlier_outputs(tmp_path, capsys):
+    from ganime_nb import cli
+    ckpt = _cyclegan_checkpoint(tmp_path / 'cg.pt')
+    photos = _faces(tmp_path / 'photos')
+    originals = {p.name: p.read_bytes() for p in photos.iterdir()}
+    def translate(*args):
+        code = cli.main(['translate', str(ckpt), '--device', 'cpu', *map(str, args)])
+        out, err = capsys.readouterr()
+        return code, out, err
+    for out in (photos, photos / 'anime'):
+        code, _, err = translate('--input', photos, '--out', out)
+        assert code == 2 and 'is inside the input folder' in err and err.count('\n') == 1, err
+    code, _, err = translate('--input', photos / '0.png', '--out', photos, '--overwrite')  # one PNG translated onto itself
+    assert code == 2 and 'would overwrite the input' in err, err
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == originals
+    (tmp_path / 'anime').mkdir()
+    (tmp_path / 'anime' / '1.png').write_bytes(b'keep me')
+    code, out, _ = translate('--input', photos, '--out', tmp_path / 'anime')
+    assert code == 0 and 'translated 2 images' in out and 'left 1 existing file as they were' in out, out
+    assert (tmp_path / 'anime' / '1.png').read_bytes() == b'keep me'
+    code, out, _ = translate('--input', photos, '--out', tmp_path / 'anime', '--overwrite')
+    assert code == 0 and 'translated 3 images' in out and (tmp_path / 'anime' / '1.png').read_bytes() != b'keep me'
+
+
+def test_a_bad_translate_out_is_one_line_before_any_work(tmp_path, capsys):
+    from ganime_nb import cli
+    photos = _faces(tmp_path / 'photos')
+    (tmp_path / 'notes.txt').write_text('keep me')
+    for out, message in ((tmp_path / 'notes.txt', 'is a file, not a folder'), (tmp_path / 'notes.txt' / 'x', 'cannot be created')):
+        code = cli.main(['translate', str(tmp_path / 'no-checkpoint-needed.pt'), '--input', str(photos), '--out', str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count('\n') == 1, err  # refused before the checkpoint is even looked for
+
+
+def test_a_zero_latent_is_one_line_before_any_work(ganime):
+    err = ganime('train', 'dcgan', '--data', 'toy:8', '--latent', '0', '--out', 'run', '--device', 'cpu', check=2).stderr
+    assert 'latent must be at least 1; got 0' in err and err.count('\n') == 1, err
+    assert not (ganime.cwd / 'run').exists()
+
+
+def test_bad_eval_arguments_are_one_line_before_any_work(ganime):
+    ganime(*TRAIN, '--epochs', '1', '--out', 'run', check=0)
+    (ganime.cwd / 'grids').mkdir()
+    for args, message in {('--batch-size', '0'): '--batch-size must be at least 1; got 0',
+                          ('--k', '0'): '--k must be at least 1; got 0',
+                          ('--json', 'grids'): '--json grids is a folder, not a file'}.items():
+        err = ganime('eval', 'run/checkpoint.pt', '-n', '8', '--features', 'tiny', *args, check=2).stderr
+        assert message in err and err.count('\n') == 1, (args, err)
+
+
+def test_a_damaged_classifier_cache_is_trained_again(tmp_path, capsys, monkeypatch):
+    from ganime_nb import metrics
+    path = tmp_path / 'models' / f'toy-attributes-anime-8-v{metrics.CLASSIFIER_VERSION}.pt'
+    path.parent.mkdir()
+    path.write_bytes(b'\x80\x02 truncated')
+    trained = []
+    monkeypatch.setattr(metrics, 'train_attribute_classifier', lambda *a, **kw: trained.append(a) or metrics.AttributeClassifier())
+    classifier = metrics.attribute_classifier(8, data_dir=tmp_path, device='cpu', verbose=False)
+    assert isinstance(classifier, metrics.AttributeClassifier) and trained == [(8, 'anime')]
+    assert 'is unreadable' in capsys.readouterr().out
+    metrics.attribute_classifier(8, data_dir=tmp_path, device='cpu')  # the new file is good: no second training
+    assert len(trained) == 1 and capsys.readouterr().out == ''
+
+
+def test_the_offline_inception_message_names_the_command_line_option(monkeypatch):
+    import sys
+    from ganime_nb.core import GanimeError
+    from ganime_nb.metrics import InceptionFeatures
+    monkeypatch.setitem(sys.modules, 'torch_fidelity.feature_extractor_inceptionv3', None)  # as if not installed
+    with pytest.raises(GanimeError, match='--features tiny on the command line'): InceptionFeatures()
