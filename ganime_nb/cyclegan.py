@@ -25,7 +25,7 @@ from .core import GanimeError, from_uint8, writable_folder
 from .data import HUB_DATASETS, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, to_unit, zip_items
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
 from .callbacks import LinearDecayCB, decay_factor
-from .gan import clip_weights
+from .gan import WeightAverage, clip_weights
 from .losses import get_loss
 
 # %% ../nbs/30_cyclegan.ipynb #09106608
@@ -204,7 +204,8 @@ class CycleGAN(Method):
                  label_noise:float=0.0, # real targets drawn from [1 - label_noise, 1] (0.2 was reported to help faces ↔ anime)
                  pool_size:int=50, # generated images kept for the discriminators (0: off)
                  lr:float=2e-4, # Adam learning rate, constant, then decaying linearly to 0
-                 decay_start:float=0.5): # fraction of training after which the learning rate decays
+                 decay_start:float=0.5, # fraction of training after which the learning rate decays
+                 ema:float=0.0): # decay of a moving average of each generator's weights that then translates (0: off; see the GAN lesson)
         super().__init__()
         store_attr()
         self.gan_loss = get_loss(loss)  # a clear error for an unknown name
@@ -214,6 +215,7 @@ class CycleGAN(Method):
         self.models['d_a'] = PatchDiscriminator(channels, disc_width, disc_layers)
         self.models['d_b'] = PatchDiscriminator(channels, disc_width, disc_layers)
         if embed_weight: self.models['d_embed'] = EmbeddingDiscriminator(4 * width)
+        if ema: self.models.update({f'{g}_ema': WeightAverage(self.models[g], ema) for g in _DIRECTIONS.values()})
         self.pools = {'a': ImagePool(pool_size), 'b': ImagePool(pool_size)}
 
     def _check(self):
@@ -225,6 +227,7 @@ class CycleGAN(Method):
             raise GanimeError(f'the {self.loss} loss has no real/fake targets, so --label-noise does not apply to it')
         if not 0 <= self.label_noise < 1: raise GanimeError(f'label noise must be in [0, 1), got {self.label_noise}')
         if not 0 <= self.decay_start <= 1: raise GanimeError(f'decay start is a fraction of training, in [0, 1]; got {self.decay_start}')
+        if not 0 <= self.ema < 1: raise GanimeError(f'ema must be in [0, 1); got {self.ema}')
 
     def configure_optimizers(self):
         gens = [*self.models['g_ab'].parameters(), *self.models['g_ba'].parameters()]
@@ -280,6 +283,8 @@ def train_step(self:CycleGAN, batch, learn) -> dict:
     discs = [m for k, m in self.models.items() if k.startswith('d_')]
     with frozen(*discs): g_total, g_parts, (fake_b, fake_a), middles = self.generator_loss(a, b)
     learn.update(g_total, 'generator')
+    if self.ema:
+        for g in _DIRECTIONS.values(): self.models[f'{g}_ema'].update(self.models[g])
     d_total, d_parts = self.discriminator_loss(a, b, self.pools['a'](fake_a), self.pools['b'](fake_b), middles)
     learn.update(d_total, 'discriminator')
     if self.loss == 'wgan':  # the plain Wasserstein loss leaves the critics' Lipschitz constraint to the trainer
@@ -290,7 +295,8 @@ def train_step(self:CycleGAN, batch, learn) -> dict:
 def translate(self:CycleGAN, images:torch.Tensor, direction:str='a2b') -> torch.Tensor:
     "Translate a batch of images in [-1, 1]: 'a2b' (photo -> anime) or 'b2a'."
     if direction not in _DIRECTIONS: raise GanimeError(f'direction must be a2b or b2a, got {direction!r}')
-    with torch.no_grad(), eval_mode(self.models): return self.models[_DIRECTIONS[direction]](images.to(self.device))
+    generator = self.models[_DIRECTIONS[direction] + ('_ema' if self.ema else '')]  # the average, when there is one
+    with torch.no_grad(), eval_mode(self.models): return generator(images.to(self.device))
 
 @patch
 def preview(self:CycleGAN, data, n:int=64, generator=None) -> torch.Tensor:

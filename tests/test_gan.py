@@ -109,6 +109,38 @@ def test_after_generator_update_in_an_image_gan():
     learn.fit(1)
     assert calls == [1, 3, 5]  # the step counter moves on after train_step returns
 
+def _same_state(a:dict, b:dict) -> bool:
+    "Two state dicts hold the same tensors (and the same extra state, such as an average's update count)."
+    return a.keys() == b.keys() and all(torch.equal(x, b[k]) if torch.is_tensor(x) else x == b[k] for k, x in a.items())
+
+
+def test_a_moving_average_of_the_generator_samples_and_resumes_exactly(tmp_path):
+    "With ema on, the average follows G once per generator update, makes the samples, and a resumed run ends as a straight one."
+    from ganime_nb.callbacks import CheckpointCB
+    from ganime_nb.learner import Callback, load_method
+    class Crash(Callback):
+        def after_step(self, learn):
+            if learn.step == 6: raise KeyboardInterrupt  # in epoch 2 of 3 (4 steps each)
+    def run(folder, resume=False, crash=False):
+        seed_everything(0)
+        gan = DCGAN(size=32, width=4, latent=8, n_critic=2, ema=0.9)
+        learn = Learner(gan, Batches(toy_faces(64, 32).images, 16), cbs=[CheckpointCB(folder / 'checkpoint.pt', resume=resume),
+                        *([Crash()] if crash else [])], device='cpu', seed=0)
+        try: learn.fit(3)
+        except KeyboardInterrupt: assert learn.epochs_done == 1
+        return gan
+    straight = run(tmp_path / 'a')
+    assert straight.models['generator_ema'].updates == 6  # 12 steps, a generator update every second one
+    assert not _same_state(straight.G.state_dict(), straight.models['generator_ema'].average.state_dict())
+    run(tmp_path / 'b', crash=True)
+    resumed = run(tmp_path / 'b', resume=True)
+    assert _same_state(straight.models.state_dict(), resumed.models.state_dict())
+    z = straight.noise(4, torch.Generator().manual_seed(0))
+    with torch.no_grad(): from_average = straight.models['generator_ema'].eval()(z)
+    loaded = load_method(tmp_path / 'a' / 'checkpoint.pt', 'cpu')
+    assert torch.equal(loaded.sample(4, torch.Generator().manual_seed(0)), from_average)  # `ganime sample` draws from the average
+
+
 def test_wgan_clips_the_critic():
     seed_everything(0)
     gan = WGAN(size=32, width=8, latent=16, lr=1e-2, clip=0.01)
@@ -211,7 +243,7 @@ def test_bad_options_are_clear_errors():
 TINY = ['--data', 'toy:128', '--size', '32', '--width', '8', '--epochs', '1', '--batch-size', '32', '--device', 'cpu', '--samples', '4']
 
 @pytest.mark.parametrize('method, extra', [('dcgan', ['--loss', 'hinge', '--upsample', 'nearest']),
-                                           ('wgan-gp', ['--n-critic', '2']), ('resgan', ['--loss', 'lsgan'])])
+                                           ('wgan-gp', ['--n-critic', '2']), ('resgan', ['--loss', 'lsgan']), ('dcgan', ['--ema', '0.99'])])
 def test_cli_train_and_sample(ganime, method, extra):
     out = ganime('train', method, *TINY, *extra, '--out', 'run', check=0)
     assert '1 epochs done' in out.stdout and 'D(G(z))' in out.stdout
