@@ -9,8 +9,9 @@ __all__ = ['INCEPTION_WEIGHTS_FILE', 'FEATURES', 'CLASSIFIER_VERSION', 'COVERAGE
            'InceptionFeatures', 'TinyFeatures', 'feature_extractor', 'extract_features', 'gaussian_stats', 'sqrtm_psd',
            'frechet_distance', 'fid_kid', 'knn_radii', 'in_manifold', 'precision_recall', 'AttributeClassifier',
            'train_attribute_classifier', 'attribute_classifier', 'predict_attributes', 'attribute_combinations',
-           'attribute_coverage', 'hair_colours', 'cascade_path', 'anime_face_detector', 'detection_rate', 'Evaluator',
-           'metrics_table', 'MetricsCB', 'add_eval_arguments', 'run_eval', 'cli_commands']
+           'attribute_coverage', 'hair_colours', 'hair_colour_distance', 'cascade_path', 'anime_face_detector',
+           'detection_rate', 'Evaluator', 'metrics_table', 'MetricsCB', 'add_eval_arguments', 'run_eval',
+           'cli_commands']
 
 # %% ../nbs/05_metrics.ipynb #b507c072
 import argparse, json, math, os, random, urllib.request, warnings
@@ -298,6 +299,14 @@ def hair_colours(images:torch.Tensor, # uint8 images, or floats in [-1, 1]
     classifier = classifier or attribute_classifier(images.shape[-1])
     counts = torch.bincount(predict_attributes(images, classifier)['hair_colour'], minlength=len(TOY_ATTRIBUTES['hair_colour']))
     return dict(zip(TOY_ATTRIBUTES['hair_colour'], counts.tolist()))
+
+# %% ../nbs/05_metrics.ipynb #a6b8a7e6
+def hair_colour_distance(samples:dict, # hair colour -> count, as from `hair_colours`
+                         reference:dict) -> float: # the same for the real images (or their true attributes)
+    "Total-variation distance between two hair-colour mixes: ½ Σ |p - q|, from 0 (the same mix) to 1 (nothing shared)."
+    p, q = (torch.tensor([float(mix.get(c, 0)) for c in TOY_ATTRIBUTES['hair_colour']]) for mix in (samples, reference))
+    if p.sum() == 0 or q.sum() == 0: raise GanimeError('a hair-colour mix needs at least one image')
+    return float((p / p.sum() - q / q.sum()).abs().sum() / 2)
 
 # %% ../nbs/05_metrics.ipynb #c9a7511e
 CASCADE_URL = 'https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/master/lbpcascade_animeface.xml'

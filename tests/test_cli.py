@@ -46,6 +46,8 @@ def test_toy_defaults_and_the_closing_summary(ganime):
     count, _, mix = next(l for l in run.stdout.splitlines() if 'toy hair colours among 16 samples' in l).partition(' of the 8')
     counts = [int(part.split()[-1]) for part in mix.split(': ', 1)[1].split(', ')]
     assert len(counts) == int(count) and sum(counts) == 16
+    distance = next(l for l in run.stdout.splitlines() if l.startswith('hair-colour mix of 512 samples: '))
+    assert 0 <= float(distance.split(': ')[1].split()[0]) <= 1
     given = ganime('train', 'dcgan', '--data', 'toy:64', '--epochs', '1', '--size', '16', '--width', '4', '--lr', '1e-3', '--gray',
                    '--samples', '4', '--device', 'cpu', '--out', 'given', check=0)
     config = read_checkpoint(ganime.cwd / 'given' / 'checkpoint.pt')['config']
