@@ -55,6 +55,7 @@ class Decoder(nn.Sequential):
 class Autoencoder(Method):
     "Convolutional autoencoder: compress a face to a latent vector and rebuild it (MSE loss)."
     name = 'ae'
+    toy_defaults = dict(size=32, width=16, epochs=20) # `ganime train ae --data toy`: recognisable reconstructions in well under 3 minutes on 2 CPU cores
     def __init__(self, size:int=64, # image width and height
                  channels:int=3, # 3 for colour, 1 for grey
                  latent:int=512, # size of the latent code

@@ -123,7 +123,7 @@ def _hair_colour_lines(method, data, n:int) -> list:
     if init_distributed().world_size > 1: return []  # the classifier would train in one process only
     try:
         with torch.no_grad(), eval_mode(method.models): images = method.sample_batches(max(n, MIX_SAMPLES), torch.Generator().manual_seed(0))
-    except GanimeError: return []  # a method that makes no images from noise (CycleGAN translates)
+    except GanimeError: return method.toy_summary() if hasattr(method, 'toy_summary') else []  # CycleGAN translates instead
     mix = {k: v for k, v in sorted(metrics.hair_colours(images[:n]).items(), key=lambda kv: -kv[1]) if v}
     even = dict.fromkeys(TOY_ATTRIBUTES['hair_colour'], 1)  # toy faces draw their hair colours evenly
     distance = metrics.hair_colour_distance(metrics.hair_colours(images), even)

@@ -22,7 +22,8 @@ from fastcore.basics import patch, store_attr
 from torchvision.utils import save_image
 
 from .core import GanimeError, from_uint8, writable_folder
-from .data import HUB_DATASETS, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, to_unit, zip_items
+from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, to_unit, toy_faces, zip_items
+from .metrics import attribute_classifier, hair_colour_distance, predict_attributes
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
 from .callbacks import LinearDecayCB, decay_factor
 from .gan import WeightAverage, clip_weights
@@ -313,6 +314,19 @@ def sample(self:CycleGAN, n:int, generator=None):
 def load_data(self:CycleGAN, source, size, batch_size, device, seed=0, limit=None, gray=False):
     "Two unpaired domains (see `domain_sources`)."
     return unpaired_batches(source, size, batch_size, device, seed, limit, gray)
+
+# %% ../nbs/30_cyclegan.ipynb #ddcba2b0
+@patch
+def toy_summary(self:CycleGAN, n:int=512, seed:int=99) -> list:
+    "Lines for a run on toy faces: how often photo -> anime keeps a photo's hair colour, and how even the translations' colours are."
+    photos = toy_faces(n, self.size, 'photo', seed=seed)  # seed 99: faces no run trains on
+    translated = torch.cat([self.translate(from_uint8(photos.images[i:i + 64])).cpu() for i in range(0, n, 64)])
+    read = predict_attributes(translated, attribute_classifier(self.size, device=self.device))['hair_colour']
+    kept = (read == photos.attrs['hair_colour']).float().mean().item()
+    mix = dict(zip(TOY_ATTRIBUTES['hair_colour'], torch.bincount(read, minlength=len(TOY_ATTRIBUTES['hair_colour'])).tolist()))
+    distance = hair_colour_distance(mix, dict.fromkeys(TOY_ATTRIBUTES['hair_colour'], 1))
+    return [f'photo -> anime: {n} unseen toy photos keep their hair colour {kept:.0%} of the time (chance: 12%)',
+            f'hair-colour mix of the {n} translations: {distance:.2f} from the real one (total variation; the toy target is at most 0.15)']
 
 # %% ../nbs/30_cyclegan.ipynb #a4a7c888
 @dataclass

@@ -151,3 +151,5 @@ def test_every_method_has_a_toy_run(ganime):
         config = read_checkpoint(ganime.cwd / method / 'checkpoint.pt')['config']
         expected = get_method(method).defaults_for('toy')
         assert {k: config[k] for k in config if k in expected} == {k: expected[k] for k in config if k in expected}, method
+        closing = 'keep their hair colour' if method == 'cyclegan' else 'toy hair colours among 64 samples'
+        assert closing in run.stdout and 'from the real one (total variation' in run.stdout, (method, run.stdout)
