@@ -268,3 +268,16 @@ def test_benchmark_runs_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = [l.split() for l in proc.stdout.splitlines() if l and not l.startswith('#')]
     assert [r[0] for r in rows] == ['method', 'reference', 'dcgan', 'wgan-gp'] and all(float(r[2].replace(',', '')) > 0 for r in rows[1:])
+
+
+def test_diffaugment_reaches_both_updates_and_rejects_unknown_names(monkeypatch):
+    "With augment on, every image D sees (real and fake, in both updates) goes through diff_augment; bad names fail early."
+    from ganime_nb import gan as gan_module
+    seen = []
+    original = gan_module.diff_augment
+    monkeypatch.setattr(gan_module, 'diff_augment', lambda x, spec: seen.append((x.requires_grad, spec)) or original(x, spec))
+    seed_everything(0)
+    tiny_learner(DCGAN(size=32, width=4, latent=8, augment='translation,cutout'), n=32).fit(1)  # 2 steps
+    assert seen == [(False, 'translation,cutout'), (False, 'translation,cutout'), (True, 'translation,cutout')] * 2
+    with pytest.raises(GanimeError, match="unknown augmentation 'mirror'"): DCGAN(augment='color,mirror')
+    assert main(['train', 'dcgan', *TINY, '--augment', 'zoom']) == 2
