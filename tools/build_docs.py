@@ -649,8 +649,8 @@ def search_sections(page: Page, main: Tag) -> list[dict]:
                 sections.append({'t': page.title, 'h': owner.get_text(' ', strip=True),
                                  'u': f'{page.href}#{owner["id"]}', 'x': []})
             continue
-        sections[-1]['x'].append(node)
-    for s in sections: s['x'] = ' '.join(' '.join(s['x']).split())
+        sections[-1]['x'].append(node if node.find_parent('pre') else f' {node} ')  # code keeps its own spacing
+    for s in sections: s['x'] = ' '.join(''.join(s['x']).split())
     return [s for s in sections if s['x'] or s['h']]
 
 

@@ -6,7 +6,7 @@
   if (!form) return;
   const input = form.querySelector('input[type="search"]');
   const list = form.querySelector('.search-results');
-  const MAX_HITS = 12, SNIPPET = 160;
+  const MAX_HITS = 10, SNIPPET = 160;
   let index = null, waiting = [];
 
   function withIndex(then) {  // the index is large: load it once, when the reader first types
