@@ -224,10 +224,11 @@ GAN_DOCS = docments(GAN.__init__)
 def test_cli_help_shows_each_gans_defaults_and_docs(cls, capsys):
     with pytest.raises(SystemExit): main(['train', cls.name, '--help'])
     shown = ''.join(capsys.readouterr().out.split())  # argparse wraps lines, even inside words with hyphens
-    defaults, docs = cls.defaults_for('not toy'), docments(cls.__init__)
+    defaults, toy, docs = cls.defaults_for('not toy'), cls.defaults_for('toy'), docments(cls.__init__)
     for name, (typ, _, doc) in method_options(cls).items():
         assert doc == docs[name] and doc, name
-        line = f'{doc} (default: {defaults[name]})' if defaults[name] is not None else doc
+        on_toy = f'; on toy data: {toy[name]}' if toy[name] != defaults[name] else ''  # the toy defaults, beside the paper's
+        line = f'{doc} (default: {defaults[name]}{on_toy})' if defaults[name] is not None else doc
         assert ''.join(line.split()) in shown, name
     for name in NOT_THEIRS[cls]: assert '--' + name.replace('_', '-') not in shown
 
