@@ -16,7 +16,7 @@ import torch
 from fastcore.docments import docments
 
 from .core import GanimeError, init_distributed, seed_everything, writable_file
-from .data import TOY_ATTRIBUTES, is_toy_source, load_images, save_images
+from .data import is_toy_source, load_images, save_images
 from .learner import written_by, available_methods, eval_mode, get_method, load_method, read_checkpoint, resume_changes
 from .callbacks import run_defaults, train
 # the command line sits above every lesson: importing their modules registers their methods and commands
@@ -125,8 +125,7 @@ def _hair_colour_lines(method, data, n:int) -> list:
         with torch.no_grad(), eval_mode(method.models): images = method.sample_batches(max(n, MIX_SAMPLES), torch.Generator().manual_seed(0))
     except GanimeError: return method.toy_summary() if hasattr(method, 'toy_summary') else []  # CycleGAN translates instead
     mix = {k: v for k, v in sorted(metrics.hair_colours(images[:n]).items(), key=lambda kv: -kv[1]) if v}
-    even = dict.fromkeys(TOY_ATTRIBUTES['hair_colour'], 1)  # toy faces draw their hair colours evenly
-    distance = metrics.hair_colour_distance(metrics.hair_colours(images), even)
+    distance = metrics.hair_colour_distance(metrics.hair_colours(images))  # against the toy faces' even mix
     return [f'{len(mix)} of the 8 toy hair colours among {n} samples: ' + ', '.join(f'{k} {v}' for k, v in mix.items()),
             f'hair-colour mix of {len(images)} samples: {distance:.2f} from the real one (total variation; the toy target is at most 0.15)']
 

@@ -302,8 +302,9 @@ def hair_colours(images:torch.Tensor, # uint8 images, or floats in [-1, 1]
 
 # %% ../nbs/05_metrics.ipynb #a6b8a7e6
 def hair_colour_distance(samples:dict, # hair colour -> count, as from `hair_colours`
-                         reference:dict) -> float: # the same for the real images (or their true attributes)
+                         reference:dict=None) -> float: # the same for the real images (default: the toy faces' own, even mix)
     "Total-variation distance between two hair-colour mixes: ½ Σ |p - q|, from 0 (the same mix) to 1 (nothing shared)."
+    if reference is None: reference = dict.fromkeys(TOY_ATTRIBUTES['hair_colour'], 1)  # toy faces draw their hair colours evenly
     p, q = (torch.tensor([float(mix.get(c, 0)) for c in TOY_ATTRIBUTES['hair_colour']]) for mix in (samples, reference))
     if p.sum() == 0 or q.sum() == 0: raise GanimeError('a hair-colour mix needs at least one image')
     return float((p / p.sum() - q / q.sum()).abs().sum() / 2)
