@@ -8,7 +8,9 @@ The GPU machine has its own Python with torch but no fastprogress or fastcore an
 the checkout (on `PYTHONPATH`, nothing to build) and its missing pure-Python dependencies are installed from the
 wheels in `--wheels`, carried there with the working tree. The anime faces come from `data/anime-faces-64.zip` and the
 CycleGAN domains from `data/selfie2anime-128.zip` (or `$GANIME_ANIME_FACES`, `$GANIME_SELFIE2ANIME`); a row whose
-data is missing is recorded as skipped.
+data is missing is recorded as skipped. The wheels (8 MB: fastprogress brings fasthtml's web stack) and both zips
+exceed the 64 MiB that travel with one call, so the first call carries the anime faces and a second one
+(`--rows cyclegan-128`) the selfies.
 
 Each row of `ROWS` runs in its own process with its own time budget. A training row that reaches its budget is
 interrupted (SIGINT), which keeps its finished epochs; its result then says how many epochs it finished. What comes
