@@ -79,10 +79,16 @@ def command(args:list, run_folder:Path) -> list:
     return [sys.executable, *args]
 
 
+def _default_sigint():
+    "A shell's background job inherits SIGINT ignored; the row needs it back to stop cleanly at its budget."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_row(cmd:list, budget:float, env:dict, out:Path) -> tuple:
     "Run `cmd` for at most `budget` seconds (then SIGINT, then a kill); its wall time, return code and output."
     start = time.time()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, preexec_fn=_default_sigint)
     stopped = False
     try: output, _ = proc.communicate(timeout=budget)
     except subprocess.TimeoutExpired:
