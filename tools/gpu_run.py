@@ -15,10 +15,10 @@ exceed the 64 MiB that travel with one call, so the first call carries the anime
 Each row of `ROWS` runs in its own process with its own time budget. A training row that reaches its budget is
 interrupted (SIGINT), which keeps its finished epochs; its result then says how many epochs it finished. What comes
 back is three files in `--out`: `results.md` (one RESULTS.md row per row: command, machine, date, wall time, the
-row's last lines), `gpu_run.log` (every row's whole output) and `outputs.tar` (sample grids, loss curves, the
-showcase figure).
+row's last lines), `gpu_run.log` (every row's whole output) and `outputs.tar` (the trainings' sample grids and loss
+curves; the showcase figure and the lessons' notebooks wait for the lessons' `gpu` scale).
 """
-import argparse, datetime, json, os, platform, shlex, signal, subprocess, sys, tarfile, time
+import argparse, datetime, os, platform, shlex, signal, subprocess, sys, tarfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +30,8 @@ TINY_TRAIN = ['--device', 'cpu', '--data', 'toy:64', '--size', '32', '--width', 
 
 # name, budget in seconds, data it needs, the GPU command, the same row at a tiny size on the CPU, expected time.
 # Benchmarks first, then the rows that need the GPU most. The budgets add up to 500 s, which leaves 40 s for the
-# wheels and start-up within 9 minutes. Expected times are estimates (no GPU run yet), from compile times of about
-# 15 s per network and the speed target of 20,000 images/s for DCGAN at 64×64.
+# wheels and start-up within 9 minutes. Expected times are estimates (no GPU run yet), from a guess of about 8 s of
+# compiling per benchmark row and the speed target of 20,000 images/s for DCGAN at 64×64.
 ROWS = [
     ('bench-gan', 150, None, ['bench/bench_gan.py', '--batch-sizes', '64', '128', '512'],
      ['bench/bench_gan.py', '--device', 'cpu', '--methods', 'dcgan', '--batch-sizes', '8', '--steps', '2', '--width', '8',
@@ -84,7 +84,7 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_row(cmd:list, budget:float, env:dict, out:Path) -> tuple:
+def run_row(cmd:list, budget:float, env:dict) -> tuple:
     "Run `cmd` for at most `budget` seconds (then SIGINT, then a kill); its wall time, return code and output."
     start = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -107,7 +107,7 @@ def epochs_done(run_folder:Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def result_text(name, rc, stopped, output, run_folder:Path, is_training:bool) -> str:
+def result_text(rc, stopped, output, run_folder:Path, is_training:bool) -> str:
     "The row's result in a few words: its last lines, and for a training how far it got."
     lines = [l.strip() for l in output.splitlines() if l.strip() and not l.startswith('\r')]
     last = ' / '.join(lines[-3:]).replace('|', '\\|')
@@ -149,14 +149,14 @@ def main(argv=None):
         row_args, budget = (tiny_args if args.dry_run else gpu_args), budget * args.budget_scale
         cmd, run_folder = command(row_args, runs / name), runs / name
         shown = shlex.join(['ganime', *row_args] if row_args[0] == 'train' else ['python', *row_args])
-        if data and not args.dry_run and not (ROOT / data).exists() and not Path(data).exists():
+        if data and not args.dry_run and not (ROOT / data).exists():  # an absolute path stays itself under ROOT
             rows.append(f'| {name} | `{shown}` | {where} | {when} | — | skipped: no data at {data} |')
             log(out, f'== {name}: skipped, no data at {data}')
             continue
         log(out, f'== {name} (budget {budget:.0f} s; expected: {expected}): {shown}')
-        wall, rc, stopped, output = run_row(cmd, budget, env, out)
+        wall, rc, stopped, output = run_row(cmd, budget, env)
         log(out, output.rstrip())
-        result = result_text(name, rc, stopped, output, run_folder, row_args[0] == 'train')
+        result = result_text(rc, stopped, output, run_folder, row_args[0] == 'train')
         log(out, f'== {name}: {wall:.0f} s; {result}')
         rows.append(f'| {name} | `{shown}` | {where} | {when} | {wall:.0f} s of {budget:.0f} | {result} |')
     (out / 'results.md').write_text('| what | command | machine | date | wall time | result |\n|---|---|---|---|---|---|\n' + '\n'.join(rows) + '\n')
