@@ -184,7 +184,7 @@ def precision_recall(real:torch.Tensor, fake:torch.Tensor, k:int=3, device=None)
 
 # %% ../nbs/05_metrics.ipynb #a6f0e4f6
 _ATTRIBUTE_SIZES = [len(v) for v in TOY_ATTRIBUTES.values()]
-CLASSIFIER_VERSION = 1 # bump to retrain cached classifiers after changing the network or its training
+CLASSIFIER_VERSION = 2 # bump to retrain cached classifiers after changing the network, its training or the toy faces
 
 def _conv_bn_relu(in_channels:int, out_channels:int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, 2, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
