@@ -27,12 +27,12 @@ from ganime_nb import ae, vae, dcgan, wgan, resgan  # importing a method module 
 
 # method -> (options, epochs, batch size): the lessons' settings, tiny on toy faces and full on real data
 PRESETS = {
-    'toy': dict(size=32, anime='toy:2048', pairs='toy:256', methods={
+    'toy': dict(size=32, anime='toy:2048', pairs='toy:512', methods={
         'vae': (dict(width=16, latent=32, lr=2e-3), 16, 16),
         'dcgan': (dict(width=16, lr=5e-4), 30, 32),
         'wgan-gp': (dict(width=16, lr=5e-4), 30, 32),
         'resgan': (dict(width=8, lr=1e-3, lr_d=1e-3, beta1=0.5, beta2=0.999), 20, 32),
-        'cyclegan': (dict(width=8, res_blocks=2, disc_width=8, disc_layers=2, lr=1e-3), 6, 4)}),
+        'cyclegan': (dict(width=8, res_blocks=2, disc_width=8, disc_layers=2, lr=1e-3, ema=0.999), 8, 8)}),
     'real': dict(size=64, anime=None, pairs=None, methods={
         'vae': ({}, 30, 128),
         'dcgan': ({}, 25, 128),
