@@ -1,7 +1,7 @@
 """Run lesson notebooks top to bottom and save their outputs in place, so the docs show real results.
 
     python tools/execute_notebooks.py nbs/10_autoencoder.ipynb            # tiny run: skips `#| slow` cells
-    GANIME_FULL=1 python tools/execute_notebooks.py --slow nbs/21_dcgan.ipynb  # full run on a GPU, slow cells too
+    GANIME_SCALE=cpu python tools/execute_notebooks.py --slow nbs/21_dcgan.ipynb  # the real-face section too, at cpu scale
 
 Cells flagged `#| slow` (or `#| notest`) keep their previous outputs unless `--slow` is given, so a tiny CPU run
 never erases the results of an earlier GPU run. Afterwards run `nbdev-clean`.
