@@ -90,7 +90,7 @@ class MixedPrecisionCB(Callback):
         if p == 'fp16' and learn.scaler is None: learn.scaler = torch.amp.GradScaler(learn.device.type)
 
 class ChannelsLastCB(Callback):
-    "Keep models and batches in channels-last memory layout (faster convolutions on tensor cores)."
+    "Keep models and batches in channels-last memory layout (faster convolutions: tensor cores on GPUs, oneDNN on CPUs)."
     order = -20
     def before_fit(self, learn): learn.method.models.to(memory_format=torch.channels_last)
     def before_step(self, learn):
@@ -300,7 +300,7 @@ def train(method:Method, # the method to train (build it after `seed_everything`
           seed:int=None, # seed of the weights' initialisation and of the data order
           device:str=None, # auto, cpu, cuda, cuda:1 or mps (default: auto)
           precision:str=None, # auto (bf16 on a GPU that has it, else fp32), fp32, bf16 or fp16
-          channels_last:bool=False, # channels-last memory layout (faster convolutions on tensor cores)
+          channels_last:bool=None, # channels-last memory layout (default: on for CPUs and CUDA GPUs, where convolutions run faster in it)
           compile:bool=False, # compile the networks with torch.compile
           sync_bn:bool=False, # batch-norm statistics over all GPUs (with torchrun)
           limit:int=None, # use at most this many images
@@ -322,6 +322,7 @@ def train(method:Method, # the method to train (build it after `seed_everything`
     if ctx.world_size > 1 and ctx.rank > 0: dist.barrier()  # the first process cleans and caches the data, the others read the cache
     batches = method.load_data(run['data'], run['size'], run['batch_size'], learn_device, seed=run['seed'], limit=run['limit'], gray=run['gray'])
     if ctx.world_size > 1 and ctx.rank == 0: dist.barrier()
+    if channels_last is None: channels_last = learn_device.type in ('cpu', 'cuda')  # 1.2-1.3× for the toy GANs on 2 CPU cores
     callbacks = default_callbacks(out, resume, run['precision'], channels_last, compile, sync_bn, samples)
     learn = Learner(method, batches, [*callbacks, *cbs], device=learn_device, seed=run['seed'], run=run)
     learn.changes = changes

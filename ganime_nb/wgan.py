@@ -20,7 +20,7 @@ from .dcgan import DCGAN
 class WGAN(DCGAN):
     "WGAN (Arjovsky et al., 2017): a DCGAN critic kept Lipschitz by weight clipping, 5 critic steps per G step, RMSprop."
     name = 'wgan'
-    toy_defaults = dict(size=32, width=16, lr=2e-4, ema=0.999, epochs=200) # `ganime train wgan --data toy`: a 2-minute demo (the paper's 5e-5 is too slow for one)
+    toy_defaults = dict(size=32, width=16, lr=2e-4, ema=0.999, epochs=200) # `ganime train wgan --data toy`: a demo of under 3 minutes (the paper's 5e-5 is too slow for one)
     defaults = dict(loss='wgan', n_critic=5, lr=5e-5) # the paper's
     dropped = ('beta1', 'beta2') # RMSprop has no betas
     def __init__(self, clip:float=WGAN_CLIP, # clip every critic weight to [-clip, clip] after each update (0: no clipping)
@@ -41,5 +41,5 @@ class WGAN(DCGAN):
 class WGANGP(DCGAN):
     "WGAN-GP (Gulrajani et al., 2017): a critic without batch norm, a gradient penalty of weight 10, Adam(1e-4, β (0, 0.9))."
     name = 'wgan-gp'
-    toy_defaults = dict(size=32, width=16, d_norm='none', lr=2e-4, beta1=0.5, ema=0.999, epochs=180) # `ganime train wgan-gp --data toy`: see the command-line section
+    toy_defaults = dict(size=32, width=16, d_norm='none', lr=4e-4, beta1=0.5, ema=0.999, epochs=100) # `ganime train wgan-gp --data toy`: see the command-line section
     defaults = dict(d_norm='layer', loss='wgan-gp', n_critic=5, lr=1e-4, beta1=0.0, beta2=0.9) # the paper's

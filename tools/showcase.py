@@ -43,7 +43,7 @@ PRESETS = {
 TITLES = {'vae': 'VAE', 'dcgan': 'DCGAN', 'wgan-gp': 'WGAN-GP', 'resgan': 'ResGAN'}
 
 
-def train_method(name:str, options:dict, epochs:int, batch_size:int, data:str, size:int, runs:Path, device, fast:bool):
+def train_method(name:str, options:dict, epochs:int, batch_size:int, data:str, size:int, runs:Path, device):
     "Train (or finish training) one method in runs/NAME; returns the trained method."
     out = runs / name
     resume = (out / 'checkpoint.pt').exists()
@@ -51,7 +51,7 @@ def train_method(name:str, options:dict, epochs:int, batch_size:int, data:str, s
     seed_everything(0)
     method = get_method(name)(**{'size': size, **options})
     learn = train(method, data, epochs=epochs, batch_size=batch_size, out=out, resume=resume, device=device,
-                  channels_last=fast, samples=16)
+                  samples=16)
     return learn.method
 
 
@@ -99,14 +99,13 @@ def main(argv=None):
     out = args.out or Path('nbs/images') / ('showcase.png' if args.scale == 'real' else 'showcase_toy.png')
     runs = args.runs or Path(f'runs/showcase-{args.scale}')
     anime, pairs = preset['anime'] or real_faces_source(), preset['pairs'] or selfie2anime_source()
-    fast = args.scale == 'real'
     cyclegan_size = preset['methods']['cyclegan'][0].get('size', preset['size'])
     photos, source = showcase_photos(args.photos, cyclegan_size, args.scale)  # before training: a bad folder fails fast
     samples = {}
     for name, (options, epochs, batch_size) in preset['methods'].items():
         epochs = max(1, math.ceil(epochs * args.epochs_scale))
         data = pairs if name == 'cyclegan' else anime
-        method = train_method(name, options, epochs, batch_size, data, preset['size'], runs, args.device, fast)
+        method = train_method(name, options, epochs, batch_size, data, preset['size'], runs, args.device)
         with torch.no_grad():
             if name == 'cyclegan': translated = method.translate(photos.float() / 127.5 - 1, 'a2b').float().cpu()
             else: samples[name] = method.sample(16, torch.Generator().manual_seed(0)).float().cpu()
