@@ -11,8 +11,11 @@ the 8 toy hair colours the grid's 64 samples show (for CycleGAN: how often a tra
 colour), and the total-variation distance of 512 samples' (translations') hair-colour mix from the real one. The targets: at most 180 s of training on 2 CPU cores, at least 6 of 8 colours, a distance of at
 most 0.15.
 """
-import argparse, json, os, platform, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from ganime_nb.core import machine_name
 
 METHODS = ('ae', 'vae', 'dcgan', 'wgan', 'wgan-gp', 'resgan', 'cyclegan')
 
@@ -40,7 +43,7 @@ def main():
     p.add_argument('--data', default='toy')
     p.add_argument('--epochs', type=int, help='override the toy default (for a quick check)')
     args = p.parse_args()
-    print(f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads: {os.environ.get("OMP_NUM_THREADS", "default")}')
+    print(f'{machine_name()}; torch threads: {os.environ.get("OMP_NUM_THREADS", "default")}')
     print('| method | epochs | training | wall | hair colours (64 samples) | mix distance (512 samples) |\n|---|---|---|---|---|---|')
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods:
