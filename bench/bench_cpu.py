@@ -22,7 +22,7 @@ from ganime_nb.data import Batches, toy_faces
 from ganime_nb.learner import Learner
 from ganime_nb.callbacks import ChannelsLastCB, CompileCB, NaNGuardCB
 from ganime_nb.dcgan import DCGAN
-from timing import StepTimer
+from timing import StepTimer, tile
 
 VARIANTS = { # name -> (batch size, channels-last, compiled, what it changes)
     'nchw': (64, False, False, 'eager, NCHW: `ganime train dcgan --size 32 --width 32 --no-channels-last`, the old default'),
@@ -39,8 +39,7 @@ def images_per_second(variant:str, images:torch.Tensor, args) -> float:
     torch._dynamo.reset()  # each variant compiles afresh
     seed_everything(0)
     method = DCGAN(size=args.size, width=args.width)
-    needed = batch_size * (args.warmup + args.steps + 1)
-    data = Batches(images.repeat(needed // len(images) + 1, 1, 1, 1)[:needed], batch_size, 'cpu')
+    data = Batches(tile(images, batch_size * (args.warmup + args.steps + 1)), batch_size, 'cpu')
     timer = StepTimer(args.warmup, args.steps)
     cbs = [NaNGuardCB(), timer] + [ChannelsLastCB()] * channels_last + [CompileCB()] * compiled
     Learner(method, data, cbs, device='cpu', seed=0).fit(1)

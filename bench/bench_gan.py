@@ -25,7 +25,7 @@ from ganime_nb.core import pick_device, seed_everything
 from ganime_nb.learner import Learner, get_method
 from ganime_nb.callbacks import ChannelsLastCB, CompileCB, MixedPrecisionCB, NaNGuardCB
 from ganime_nb import dcgan, wgan, resgan  # importing the lessons' modules registers their methods
-from timing import StepTimer
+from timing import StepTimer, tile
 
 GAN_METHODS = ('dcgan', 'wgan', 'wgan-gp', 'resgan')
 
@@ -34,11 +34,6 @@ def source_images(args) -> torch.Tensor:
     "uint8 images to train on: toy faces (default) or any ganime data source."
     if args.data == 'toy': return toy_faces(args.distinct_images, args.size).images
     return load_images(args.data, args.size, limit=args.distinct_images).images
-
-
-def tile(images:torch.Tensor, n:int) -> torch.Tensor:
-    "`n` images, repeating `images` as often as needed (the content does not matter for speed)."
-    return images.repeat(math.ceil(n / len(images)), 1, 1, 1)[:n]
 
 
 def method_config(name:str, args) -> dict:

@@ -1,5 +1,5 @@
-"What the benchmark scripts share: timing training steps through the `Learner`."
-import time
+"What the benchmark scripts share: timing training steps through the `Learner`, and enough images to time them on."
+import math, time
 
 import torch
 
@@ -19,3 +19,8 @@ class StepTimer(Callback):
             self._sync(learn)
             self.seconds = time.perf_counter() - self.start
             raise CancelFit
+
+
+def tile(images:torch.Tensor, n:int) -> torch.Tensor:
+    "`n` images, repeating `images` as often as needed (the content does not matter for speed)."
+    return images.repeat(math.ceil(n / len(images)), 1, 1, 1)[:n]

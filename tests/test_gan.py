@@ -271,7 +271,6 @@ def test_benchmark_runs_on_cpu(tmp_path):
     assert [r[0] for r in rows] == ['method', 'reference', 'dcgan', 'wgan-gp'] and all(float(r[2].replace(',', '')) > 0 for r in rows[1:])
 
 
-
 def test_cpu_benchmark_prints_a_ratio_per_variant(tmp_path):
     cmd = [sys.executable, str(ROOT / 'bench' / 'bench_cpu.py'), '--variants', 'nchw', 'channels-last',
            '--steps', '2', '--warmup', '1', '--rounds', '1', '--width', '8']
@@ -280,6 +279,7 @@ def test_cpu_benchmark_prints_a_ratio_per_variant(tmp_path):
     rows = [[cell.strip() for cell in l.strip('|').split('|')] for l in proc.stdout.splitlines() if l.startswith('| ') and 'variant' not in l]
     assert [r[0] for r in rows] == ['nchw', 'channels-last'] and rows[0][3] == '1.00×'
     assert all(float(r[2]) > 0 and float(r[3].rstrip('×')) > 0 for r in rows)
+
 
 def test_diffaugment_reaches_both_updates_and_rejects_unknown_names(monkeypatch):
     "With augment on, every image D sees (real and fake, in both updates) goes through diff_augment; bad names fail early."
