@@ -6,8 +6,8 @@
 
 Each variant trains the same DCGAN through the library's `Learner` and `train_step`, as `ganime train dcgan` does,
 on toy faces (the content of the images does not change the speed). The variants change only how the same
-arithmetic runs (memory layout, compilation, threads), so they train the same model up to rounding; the batch-size
-variant is the one exception, and is marked so. Variants are timed in turn, A B C A B C, for `--rounds` rounds, and
+arithmetic runs (memory layout, compilation, precision), so they train the same model up to rounding (bfloat16 rounds more); the
+batch-size variant is the one exception, and is marked so. Variants are timed in turn, A B C A B C, for `--rounds` rounds, and
 each row gives the median images per second and its ratio to `nchw`, the settings `ganime train` used before
 channels-last became its default on CPUs.
 """
@@ -20,28 +20,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from ganime_nb.core import machine_name, seed_everything
 from ganime_nb.data import Batches, toy_faces
 from ganime_nb.learner import Learner
-from ganime_nb.callbacks import ChannelsLastCB, CompileCB, NaNGuardCB
+from ganime_nb.callbacks import ChannelsLastCB, CompileCB, MixedPrecisionCB, NaNGuardCB
 from ganime_nb.dcgan import DCGAN
 from timing import StepTimer, tile
 
-VARIANTS = { # name -> (batch size, channels-last, compiled, what it changes)
-    'nchw': (64, False, False, 'eager, NCHW: `ganime train dcgan --size 32 --width 32 --no-channels-last`, the old default'),
-    'channels-last': (64, True, False, 'eager, channels-last: the default of `ganime train` on CPUs'),
-    'compile': (64, False, True, '--compile'),
-    'channels-last+compile': (64, True, True, '--channels-last --compile'),
-    'batch-128+compile': (128, True, True, '--channels-last --compile --batch-size 128 (a different run: twice the images per step)'),
+VARIANTS = { # name -> (batch size, channels-last, compiled, precision, what it changes)
+    'nchw': (64, False, False, 'fp32', 'eager, NCHW: `ganime train dcgan --size 32 --width 32 --no-channels-last`, the old default'),
+    'channels-last': (64, True, False, 'fp32', 'eager, channels-last: the default of `ganime train` on CPUs'),
+    'compile': (64, False, True, 'fp32', '--compile'),
+    'channels-last+compile': (64, True, True, 'fp32', '--channels-last --compile'),
+    'batch-128+compile': (128, True, True, 'fp32', '--channels-last --compile --batch-size 128 (a different run: twice the images per step)'),
+    'channels-last+bf16': (64, True, False, 'bf16', '--precision bf16 (different rounding: bfloat16 convolutions, fast only on CPUs with AVX-512 BF16 or AMX)'),
 }
 
 
 def images_per_second(variant:str, images:torch.Tensor, args) -> float:
     "Images per second of one variant, timed over `args.steps` steps after `args.warmup`."
-    batch_size, channels_last, compiled, _ = VARIANTS[variant]
+    batch_size, channels_last, compiled, precision, _ = VARIANTS[variant]
     torch._dynamo.reset()  # each variant compiles afresh
     seed_everything(0)
     method = DCGAN(size=args.size, width=args.width)
     data = Batches(tile(images, batch_size * (args.warmup + args.steps + 1)), batch_size, 'cpu')
     timer = StepTimer(args.warmup, args.steps)
-    cbs = [NaNGuardCB(), timer] + [ChannelsLastCB()] * channels_last + [CompileCB()] * compiled
+    cbs = [NaNGuardCB(), timer, MixedPrecisionCB(precision)] + [ChannelsLastCB()] * channels_last + [CompileCB()] * compiled
     Learner(method, data, cbs, device='cpu', seed=0).fit(1)
     return batch_size * args.steps / timer.seconds
 
@@ -66,7 +67,7 @@ def main(argv=None):
     print('| variant | batch | images/s (median) | ratio to nchw | what it is |\n|---|---|---|---|---|')
     for v in variants:
         ips = statistics.median(speeds[v])
-        print(f'| {v} | {VARIANTS[v][0]} | {ips:.0f} | {ips / base:.2f}× | {VARIANTS[v][3]} |')
+        print(f'| {v} | {VARIANTS[v][0]} | {ips:.0f} | {ips / base:.2f}× | {VARIANTS[v][-1]} |')
 
 
 if __name__ == '__main__': main()

@@ -7,7 +7,7 @@ Docs: https://ganime-course.github.io/ganime/callbacks.html.md"""
 # %% auto #0
 __all__ = ['PRECISIONS', 'RUN_OPTIONS', 'SAFE_ON_RESUME', 'CheckpointCB', 'NaNGuardCB', 'MixedPrecisionCB', 'ChannelsLastCB',
            'CompileCB', 'SyncBatchNormCB', 'ProgressCB', 'SampleGridCB', 'plot_losses', 'LossLogCB', 'decay_factor',
-           'LinearDecayCB', 'default_callbacks', 'run_defaults', 'run_options', 'train']
+           'LinearDecayCB', 'TimeBudgetCB', 'default_callbacks', 'run_defaults', 'run_options', 'train']
 
 # %% ../nbs/03_callbacks.ipynb #0739819d
 import json, math, sys, time
@@ -21,7 +21,7 @@ from fastprogress.fastprogress import master_bar, progress_bar
 from .core import (GanimeError, atomic_save, forked_rng, init_distributed, interactive, remove_stale_temporaries, to_uint8,
                             training_device, writable_folder)
 from .data import image_grid, save_images
-from .learner import (Callback, Learner, Method, NonFiniteLossError, read_checkpoint, resume_changes)
+from .learner import (Callback, CancelFit, Learner, Method, NonFiniteLossError, read_checkpoint, resume_changes)
 
 # %% ../nbs/03_callbacks.ipynb #2313d8cf
 class CheckpointCB(Callback):
@@ -254,6 +254,27 @@ class LinearDecayCB(Callback):
         for opt in learn.opts.values():
             for group in opt.param_groups: group['lr'] = lr
 
+# %% ../nbs/03_callbacks.ipynb #3066c92c
+class TimeBudgetCB(Callback):
+    "End training after the epoch that leaves too little of `minutes` for one more epoch as long as the last."
+    order = 90 # last: the epoch's checkpoint, grids and metrics are written before it ends the run
+    def __init__(self, minutes:float, # training time allowed, counted from the start of this fit
+                 clock=time.perf_counter): # returns seconds (a fake clock in tests)
+        if not minutes > 0: raise GanimeError(f'the time budget must be positive; got {minutes} minutes')
+        self.minutes, self.clock, self.stopped = minutes, clock, False
+
+    def before_fit(self, learn): self.start, self.stopped = self.clock(), False
+    def before_epoch(self, learn): self.epoch_start = self.clock()
+
+    def after_epoch(self, learn):
+        now = self.clock()
+        out_of_time = torch.tensor(float(now - self.start + (now - self.epoch_start) > self.minutes * 60), device=learn.device)
+        if learn.world_size > 1: dist.broadcast(out_of_time, 0)  # the first process decides for all
+        if not out_of_time or learn.epochs_done >= learn.n_epochs: return
+        self.stopped = True
+        if learn.is_main: print(f'stopped after epoch {learn.epochs_done} of {learn.n_epochs}: another would pass the {self.minutes:g}-minute budget', flush=True)
+        raise CancelFit
+
 # %% ../nbs/03_callbacks.ipynb #ea63f05f
 RUN_OPTIONS = dict(data='toy', limit=None, gray=False, size=64, batch_size=64, seed=0, precision='auto', epochs=5) # what a checkpoint keeps of a run, and the base defaults
 SAFE_ON_RESUME = ('epochs', 'precision') # run options a resumed run may change
@@ -306,9 +327,11 @@ def train(method:Method, # the method to train (build it after `seed_everything`
           limit:int=None, # use at most this many images
           gray:bool=None, # train on greyscale images
           samples:int=64, # images in each epoch's sample grid
+          minutes:float=None, # stop after the epoch that leaves too little of this many minutes for another (None: no limit)
           cbs=()) -> Learner:
     "Load data, train `method` with the default callbacks, and return the `Learner`; options left out (None) take the method's defaults, or the saved run's when resuming."
     if samples < 1: raise GanimeError(f'samples must be at least 1; got {samples}')
+    if minutes is not None and not minutes > 0: raise GanimeError(f'minutes must be positive; got {minutes}')
     checkpoint = Path(out) / 'checkpoint.pt' if out else None
     if resume and not out: raise GanimeError('resuming needs the run folder (--out) that holds checkpoint.pt')
     if resume and not checkpoint.exists(): raise GanimeError(f'nothing to resume: no checkpoint.pt in {out}')
@@ -324,6 +347,7 @@ def train(method:Method, # the method to train (build it after `seed_everything`
     if ctx.world_size > 1 and ctx.rank == 0: dist.barrier()
     if channels_last is None: channels_last = learn_device.type in ('cpu', 'cuda')  # 1.2-1.3× for the toy GANs on 2 CPU cores
     callbacks = default_callbacks(out, resume, run['precision'], channels_last, compile, sync_bn, samples)
+    if minutes: callbacks.append(TimeBudgetCB(minutes))
     learn = Learner(method, batches, [*callbacks, *cbs], device=learn_device, seed=run['seed'], run=run)
     learn.changes = changes
     return learn.fit(run['epochs'])

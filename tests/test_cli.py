@@ -69,12 +69,21 @@ def test_errors_are_one_clear_line(tmp_path, monkeypatch, capsys):
         ('sample', 'missing.pt'): 'no checkpoint at missing.pt',
         ('train', 'ae', '--resume', '--out', 'nowhere'): 'nothing to resume: no checkpoint.pt in nowhere',
         ('data', 'empty'): 'no image files in empty',
+        ('train', 'ae', '--minutes', '0'): 'minutes must be positive; got 0',
     }
     for args, message in cases.items():
         assert main(args) == 2, args
         err = capsys.readouterr().err
         assert message in err and err.count('\n') == 1 and 'Traceback' not in err, (args, err)
 
+
+
+def test_a_time_budget_ends_the_run_after_a_whole_epoch(ganime):
+    "--minutes: a budget far shorter than one epoch stops the run after its first epoch, saved whole."
+    run = ganime('train', 'ae', '--data', 'toy:64', '--epochs', '5', '--minutes', '0.0001', *TINY, '--out', 'budget', check=0)
+    assert 'stopped after epoch 1 of 5: another would pass the 0.0001-minute budget' in run.stdout
+    assert read_checkpoint(ganime.cwd / 'budget' / 'checkpoint.pt')['epochs_done'] == 1
+    assert (ganime.cwd / 'budget' / 'samples' / 'epoch_001.png').is_file()
 
 
 def test_data_command_reports_counts(ganime):

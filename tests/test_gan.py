@@ -272,12 +272,12 @@ def test_benchmark_runs_on_cpu(tmp_path):
 
 
 def test_cpu_benchmark_prints_a_ratio_per_variant(tmp_path):
-    cmd = [sys.executable, str(ROOT / 'bench' / 'bench_cpu.py'), '--variants', 'nchw', 'channels-last',
+    cmd = [sys.executable, str(ROOT / 'bench' / 'bench_cpu.py'), '--variants', 'nchw', 'channels-last', 'channels-last+bf16',
            '--steps', '2', '--warmup', '1', '--rounds', '1', '--width', '8']
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [[cell.strip() for cell in l.strip('|').split('|')] for l in proc.stdout.splitlines() if l.startswith('| ') and 'variant' not in l]
-    assert [r[0] for r in rows] == ['nchw', 'channels-last'] and rows[0][3] == '1.00×'
+    assert [r[0] for r in rows] == ['nchw', 'channels-last', 'channels-last+bf16'] and rows[0][3] == '1.00×'
     assert all(float(r[2]) > 0 and float(r[3].rstrip('×')) > 0 for r in rows)
 
 
