@@ -32,3 +32,17 @@ def test_showcase_names_an_unreadable_photo_folder(tmp_path):
     (tmp_path / 'photos' / 'broken.jpg').write_bytes(b'not an image')
     result = showcase(tmp_path, '--photos', tmp_path / 'photos')
     assert result.returncode != 0 and 'no readable images in' in result.stderr
+
+
+def test_the_cpu_figure_gathers_the_lessons_grids_and_names_a_missing_one(tmp_path):
+    images = tmp_path / 'nbs' / 'images'
+    images.mkdir(parents=True)
+    for name in ('vae_cpu_grid', 'three_gans_cpu_dcgan', 'three_gans_cpu_wgan-gp', 'three_gans_cpu_resgan'):
+        Image.new('RGB', (66, 66), (200, 120, 90)).save(images / f'{name}.png')
+    missing = showcase(tmp_path, '--scale', 'cpu')
+    assert missing.returncode != 0 and 'missing cyclegan_cpu_astronaut.png (30_cyclegan)' in missing.stderr
+    Image.new('RGB', (34, 18), (90, 120, 200)).save(images / 'cyclegan_cpu_astronaut.png')
+    drawn = showcase(tmp_path, '--scale', 'cpu')
+    assert drawn.returncode == 0, drawn.stderr
+    with Image.open(tmp_path / 'showcase.png') as im: assert im.width > 1000 and im.height > 250
+    assert not (tmp_path / 'runs').exists()  # nothing trained

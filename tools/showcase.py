@@ -2,6 +2,11 @@
 
     python tools/showcase.py                          # toy faces on a laptop CPU, about 3 minutes -> nbs/images/showcase_toy.png
     python tools/showcase.py --scale real             # a GPU: real anime faces and selfie2anime -> nbs/images/showcase.png
+    python tools/showcase.py --scale cpu              # the lessons' cpu-scale outputs, in one figure -> nbs/images/showcase_cpu.png
+
+The cpu scale trains nothing: it gathers the sample grids that the lessons' real-face sections save in nbs/images
+when they run at `GANIME_SCALE=cpu` (each of those trainings takes up to 15 minutes on 2 CPU cores; CycleGAN's
+about 20), and says which lesson to run for a grid that is missing.
 
 The real scale reads the anime faces from $GANIME_ANIME_FACES (else the hub's huggan/anime-faces) and the two
 CycleGAN domains from $GANIME_SELFIE2ANIME (else huggan/selfie2anime). Its translation panel shows photos the
@@ -86,15 +91,38 @@ def draw(samples:dict, photos:torch.Tensor, anime:torch.Tensor, source:str, capt
     print(f'wrote {out}')
 
 
+# panel title -> (image the lesson's cpu-scale section saves in nbs/images, the lesson that makes it)
+CPU_PANELS = {'VAE': ('vae_cpu_grid.png', '11_vae'), 'DCGAN': ('three_gans_cpu_dcgan.png', '24_resgan'),
+              'WGAN-GP': ('three_gans_cpu_wgan-gp.png', '24_resgan'), 'ResGAN': ('three_gans_cpu_resgan.png', '24_resgan'),
+              'CycleGAN': ('cyclegan_cpu_astronaut.png', '30_cyclegan')}
+CPU_TITLES = {'VAE': 'VAE: decoded prior draws', 'DCGAN': 'DCGAN', 'WGAN-GP': 'WGAN-GP', 'ResGAN': 'ResGAN',
+              'CycleGAN': 'CycleGAN: a public-domain\nphoto → anime'}
+
+
+def draw_from_lessons(images:Path, out:Path):
+    "One row of the lessons' cpu-scale grids, read from `images`; a missing grid names the lesson that makes it."
+    missing = [f'{f} ({lesson})' for f, lesson in CPU_PANELS.values() if not (images / f).is_file()]
+    if missing: raise GanimeError(f'run these lessons at GANIME_SCALE=cpu first (tools/execute_notebooks.py --slow): missing {", ".join(missing)} in {images}')
+    fig, axes = plt.subplots(1, len(CPU_PANELS), figsize=(3.2 * len(CPU_PANELS), 3.6), gridspec_kw=dict(width_ratios=[1, 1, 1, 1, 0.6]))
+    for ax, (name, (file, _)) in zip(axes, CPU_PANELS.items()):
+        ax.imshow(plt.imread(images / file), interpolation='lanczos'); ax.set_title(CPU_TITLES[name], fontsize=10); ax.axis('off')
+    fig.suptitle('ganime on 2 CPU cores: real anime faces at 32×32 (CycleGAN: selfie2anime at 64×64), each in at most 20 minutes', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    print(f'wrote {out}')
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--scale', choices=PRESETS, default='toy', help='toy: tiny models on toy faces (CPU); real: the lessons\' GPU runs')
+    p.add_argument('--scale', choices=[*PRESETS, 'cpu'], default='toy',
+                   help="toy: tiny models on toy faces (CPU); real: the lessons' GPU runs; cpu: the lessons' cpu-scale grids, gathered")
     p.add_argument('--out', type=Path, help='PNG to write (default: nbs/images/showcase_toy.png, or showcase.png for real)')
     p.add_argument('--runs', type=Path, help='run folders (default: runs/showcase-SCALE)')
     p.add_argument('--photos', help='a folder of photos you may publish, for the translation panel (up to 8)')
     p.add_argument('--device', default=None, help='cuda, cpu, ... (default: the best available)')
     p.add_argument('--epochs-scale', type=float, default=1.0, help='multiply every epoch count (e.g. 0.25 for a quick look)')
     args = p.parse_args(argv)
+    if args.scale == 'cpu': return draw_from_lessons(Path('nbs/images'), args.out or Path('nbs/images/showcase_cpu.png'))
     preset = PRESETS[args.scale]
     out = args.out or Path('nbs/images') / ('showcase.png' if args.scale == 'real' else 'showcase_toy.png')
     runs = args.runs or Path(f'runs/showcase-{args.scale}')
