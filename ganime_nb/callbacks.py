@@ -260,7 +260,7 @@ class TimeBudgetCB(Callback):
     order = 90 # last: the epoch's checkpoint, grids and metrics are written before it ends the run
     def __init__(self, minutes:float, # training time allowed, counted from the start of this fit
                  clock=time.perf_counter): # returns seconds (a fake clock in tests)
-        if not minutes > 0: raise GanimeError(f'the time budget must be positive; got {minutes} minutes')
+        if not minutes > 0: raise GanimeError(f'minutes must be positive; got {minutes}')
         self.minutes, self.clock, self.stopped = minutes, clock, False
 
     def before_fit(self, learn): self.start, self.stopped = self.clock(), False
@@ -331,7 +331,7 @@ def train(method:Method, # the method to train (build it after `seed_everything`
           cbs=()) -> Learner:
     "Load data, train `method` with the default callbacks, and return the `Learner`; options left out (None) take the method's defaults, or the saved run's when resuming."
     if samples < 1: raise GanimeError(f'samples must be at least 1; got {samples}')
-    if minutes is not None and not minutes > 0: raise GanimeError(f'minutes must be positive; got {minutes}')
+    budget = [] if minutes is None else [TimeBudgetCB(minutes)]  # made here: a bad budget fails before any work
     checkpoint = Path(out) / 'checkpoint.pt' if out else None
     if resume and not out: raise GanimeError('resuming needs the run folder (--out) that holds checkpoint.pt')
     if resume and not checkpoint.exists(): raise GanimeError(f'nothing to resume: no checkpoint.pt in {out}')
@@ -347,7 +347,6 @@ def train(method:Method, # the method to train (build it after `seed_everything`
     if ctx.world_size > 1 and ctx.rank == 0: dist.barrier()
     if channels_last is None: channels_last = learn_device.type in ('cpu', 'cuda')  # 1.2-1.3× for the toy GANs on 2 CPU cores
     callbacks = default_callbacks(out, resume, run['precision'], channels_last, compile, sync_bn, samples)
-    if minutes: callbacks.append(TimeBudgetCB(minutes))
-    learn = Learner(method, batches, [*callbacks, *cbs], device=learn_device, seed=run['seed'], run=run)
+    learn = Learner(method, batches, [*callbacks, *budget, *cbs], device=learn_device, seed=run['seed'], run=run)
     learn.changes = changes
     return learn.fit(run['epochs'])

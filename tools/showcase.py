@@ -91,21 +91,20 @@ def draw(samples:dict, photos:torch.Tensor, anime:torch.Tensor, source:str, capt
     print(f'wrote {out}')
 
 
-# panel title -> (image the lesson's cpu-scale section saves in nbs/images, the lesson that makes it)
-CPU_PANELS = {'VAE': ('vae_cpu_grid.png', '11_vae'), 'DCGAN': ('three_gans_cpu_dcgan.png', '24_resgan'),
-              'WGAN-GP': ('three_gans_cpu_wgan-gp.png', '24_resgan'), 'ResGAN': ('three_gans_cpu_resgan.png', '24_resgan'),
-              'CycleGAN': ('cyclegan_cpu_astronaut.png', '30_cyclegan')}
-CPU_TITLES = {'VAE': 'VAE: decoded prior draws', 'DCGAN': 'DCGAN', 'WGAN-GP': 'WGAN-GP', 'ResGAN': 'ResGAN',
-              'CycleGAN': 'CycleGAN: a public-domain\nphoto → anime'}
+# panel title -> (image the lesson's cpu-scale section saves in nbs/images, the lesson that makes it, panel width)
+CPU_PANELS = {'VAE: decoded prior draws': ('vae_cpu_grid.png', '11_vae', 1), 'DCGAN': ('three_gans_cpu_dcgan.png', '24_resgan', 1),
+              'WGAN-GP': ('three_gans_cpu_wgan-gp.png', '24_resgan', 1), 'ResGAN': ('three_gans_cpu_resgan.png', '24_resgan', 1),
+              'CycleGAN: a public-domain\nphoto → anime': ('cyclegan_cpu_astronaut.png', '30_cyclegan', 0.6)}
 
 
 def draw_from_lessons(images:Path, out:Path):
     "One row of the lessons' cpu-scale grids, read from `images`; a missing grid names the lesson that makes it."
-    missing = [f'{f} ({lesson})' for f, lesson in CPU_PANELS.values() if not (images / f).is_file()]
+    missing = [f'{f} ({lesson})' for f, lesson, _ in CPU_PANELS.values() if not (images / f).is_file()]
     if missing: raise GanimeError(f'run these lessons at GANIME_SCALE=cpu first (tools/execute_notebooks.py --slow): missing {", ".join(missing)} in {images}')
-    fig, axes = plt.subplots(1, len(CPU_PANELS), figsize=(3.2 * len(CPU_PANELS), 3.6), gridspec_kw=dict(width_ratios=[1, 1, 1, 1, 0.6]))
-    for ax, (name, (file, _)) in zip(axes, CPU_PANELS.items()):
-        ax.imshow(plt.imread(images / file), interpolation='lanczos'); ax.set_title(CPU_TITLES[name], fontsize=10); ax.axis('off')
+    fig, axes = plt.subplots(1, len(CPU_PANELS), figsize=(3.2 * len(CPU_PANELS), 3.6),
+                             gridspec_kw=dict(width_ratios=[width for _, _, width in CPU_PANELS.values()]))
+    for ax, (title, (file, _, _)) in zip(axes, CPU_PANELS.items()):
+        ax.imshow(plt.imread(images / file), interpolation='lanczos'); ax.set_title(title, fontsize=10); ax.axis('off')
     fig.suptitle('ganime on 2 CPU cores: real anime faces at 32×32, at most 7 minutes of training each (CycleGAN: selfie2anime at 64×64, 21 minutes)', fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(out, dpi=100)
