@@ -26,7 +26,7 @@ from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIX
 from .metrics import attribute_classifier, hair_colour_distance, predict_attributes
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
 from .callbacks import LinearDecayCB, decay_factor
-from .gan import WeightAverage, clip_weights
+from .gan import WeightAverage, clip_weights, diff_augment, parse_augmentations
 from .losses import get_loss
 
 # %% ../nbs/30_cyclegan.ipynb #09106608
@@ -204,6 +204,7 @@ class CycleGAN(Method):
                  embed_weight:float=0.0, # weight of the embedding discriminator's loss (XGAN; 0: off)
                  label_noise:float=0.0, # real targets drawn from [1 - label_noise, 1] (0.2 was reported to help faces ↔ anime)
                  pool_size:int=50, # generated images kept for the discriminators (0: off)
+                 augment:str='', # DiffAugment for small data: any of color, translation, cutout, comma-separated, on all the discriminators see ('': none)
                  lr:float=2e-4, # Adam learning rate, constant, then decaying linearly to 0
                  decay_start:float=0.5, # fraction of training after which the learning rate decays
                  ema:float=0.0): # decay of a moving average of each generator's weights that then translates (0: off; see the GAN lesson)
@@ -229,6 +230,7 @@ class CycleGAN(Method):
         if not 0 <= self.label_noise < 1: raise GanimeError(f'label noise must be in [0, 1), got {self.label_noise}')
         if not 0 <= self.decay_start <= 1: raise GanimeError(f'decay start is a fraction of training, in [0, 1]; got {self.decay_start}')
         if not 0 <= self.ema < 1: raise GanimeError(f'ema must be in [0, 1); got {self.ema}')
+        if self.augment: parse_augmentations(self.augment)  # a clear error for an unknown name, before any work
 
     def configure_optimizers(self):
         gens = [*self.models['g_ab'].parameters(), *self.models['g_ba'].parameters()]
@@ -243,6 +245,11 @@ class CycleGAN(Method):
 
 # %% ../nbs/30_cyclegan.ipynb #5463189f
 @patch
+def seen_by_discriminator(self:CycleGAN, images:torch.Tensor) -> torch.Tensor:
+    "What a discriminator is shown of `images`: their DiffAugment augmentations, if `augment` is set (the same kinds for real and translated)."
+    return diff_augment(images, self.augment) if self.augment else images
+
+@patch
 def generator_loss(self:CycleGAN, a:torch.Tensor, b:torch.Tensor) -> tuple: # (total loss, parts to log, (G(a), F(b)), middles or None)
     "The generators' objective on a batch from each domain; also returns the translations (and middle activations, for the embedding loss)."
     g_ab, g_ba, d_a, d_b = (self.models[k] for k in ('g_ab', 'g_ba', 'd_a', 'd_b'))
@@ -250,7 +257,8 @@ def generator_loss(self:CycleGAN, a:torch.Tensor, b:torch.Tensor) -> tuple: # (t
         middles = g_ab.encode(a), g_ba.encode(b)
         fake_b, fake_a = g_ab.decode(middles[0]), g_ba.decode(middles[1])
     else: middles, fake_b, fake_a = None, g_ab(a), g_ba(b)  # whole forward passes, which `torch.compile` speeds up
-    parts = {'g_adv': self.gan_loss.g_loss(d_b(fake_b)) + self.gan_loss.g_loss(d_a(fake_a)),
+    seen = self.seen_by_discriminator
+    parts = {'g_adv': self.gan_loss.g_loss(d_b(seen(fake_b))) + self.gan_loss.g_loss(d_a(seen(fake_a))),
              'cycle': F.l1_loss(g_ba(fake_b), a) + F.l1_loss(g_ab(fake_a), b)}
     total = parts['g_adv'] + self.cycle_weight * parts['cycle']
     if self.identity_weight:
@@ -268,9 +276,10 @@ def discriminator_loss(self:CycleGAN, a, b, fake_a, fake_b, middles=None) -> tup
     parts = {}
     for name, real, fake in (('d_a', a, fake_a), ('d_b', b, fake_b)):
         d = self.models[name]
-        real_scores, fake_scores = d(real), d(fake.detach())
+        real, fake = self.seen_by_discriminator(real), self.seen_by_discriminator(fake.detach())
+        real_scores, fake_scores = d(real), d(fake)
         parts[name] = 0.5 * self.gan_loss.d_loss(noisy_real(real_scores, self.label_noise), fake_scores)
-        if self.gan_loss.has_penalty: parts[name] = parts[name] + 0.5 * self.gan_loss.penalty(d, real, fake.detach())
+        if self.gan_loss.has_penalty: parts[name] = parts[name] + 0.5 * self.gan_loss.penalty(d, real, fake)
     if self.embed_weight:
         d_e = self.models['d_embed']
         parts['d_embed'] = get_loss('lsgan').d_loss(d_e(middles[0].detach()), d_e(middles[1].detach()))

@@ -251,6 +251,22 @@ def test_wgan_loss_clips_both_critics_with_the_shared_clipping(monkeypatch):
     assert max(p.detach().abs().max() for p in m.models['d_embed'].parameters()) > gan.WGAN_CLIP
     assert list(m.configure_optimizers()) == ['generator', 'discriminator']  # the GANs' names
 
+def test_diffaugment_reaches_every_discriminator_input_and_rejects_unknown_names(monkeypatch):
+    "With augment on, both discriminators see augmented images (translations in the generators' update; reals and pooled translations in theirs)."
+    from ganime_nb import cyclegan
+    seen = []
+    original = cyclegan.diff_augment
+    monkeypatch.setattr(cyclegan, 'diff_augment', lambda x, spec: seen.append((x.requires_grad, spec)) or original(x, spec))
+    m = tiny(augment='color,translation')
+    Learner(m, unpaired_batches('toy:8', 32, 4), cbs=[], device='cpu').fit(1)  # 2 steps
+    spec = 'color,translation'
+    assert seen == [(True, spec), (True, spec), (False, spec), (False, spec), (False, spec), (False, spec)] * 2
+    seen.clear()
+    Learner(tiny(), unpaired_batches('toy:8', 32, 4), cbs=[], device='cpu').fit(1)
+    assert seen == []  # off by default
+    with pytest.raises(GanimeError, match="unknown augmentation 'mirror'"): tiny(augment='mirror')
+    assert cli.main(['train', 'cyclegan', '--data', 'toy:8', '--epochs', '1', '--augment', 'zoom']) == 2
+
 # ---------------------------------------------------------------- command line
 def image_folder(folder):
     "Toy photos of several sizes and modes, a corrupt JPEG, an empty PNG, a text file, and a subfolder."
