@@ -41,5 +41,5 @@ class WGAN(DCGAN):
 class WGANGP(DCGAN):
     "WGAN-GP (Gulrajani et al., 2017): a critic without batch norm, a gradient penalty of weight 10, Adam(1e-4, β (0, 0.9))."
     name = 'wgan-gp'
-    toy_defaults = dict(size=32, width=16, d_norm='none', lr=4e-4, beta1=0.5, ema=0.999, epochs=100) # `ganime train wgan-gp --data toy`: see the command-line section
+    toy_defaults = dict(size=32, width=16, d_norm='none', n_critic=3, lr=3e-4, beta1=0.5, ema=0.999, epochs=130) # `ganime train wgan-gp --data toy`: see the command-line section
     defaults = dict(d_norm='layer', loss='wgan-gp', n_critic=5, lr=1e-4, beta1=0.0, beta2=0.9) # the paper's
