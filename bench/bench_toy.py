@@ -3,6 +3,7 @@
     python bench/bench_toy.py                          # every method, its toy defaults, on this machine
     python bench/bench_toy.py --methods dcgan vae      # some of them
     python bench/bench_toy.py --epochs 1 --data toy:64 # a quick check that every toy default runs
+    python bench/bench_toy.py --methods dcgan --seeds 0 1 2 3 4   # the spread of one method's results over seeds
 
 Each method trains in a fresh process from the command line, as a new user would, into a temporary run folder. The
 table gives the training time (the sum of the epochs' seconds in log.jsonl), the whole command's wall time (start-up,
@@ -20,10 +21,10 @@ from ganime_nb.core import machine_name
 METHODS = ('ae', 'vae', 'dcgan', 'wgan', 'wgan-gp', 'resgan', 'cyclegan')
 
 
-def run(method:str, args, folder:Path) -> dict:
-    "Train `method` on toy data in a fresh process; its wall time, training time and closing line."
+def run(method:str, seed:int, args, folder:Path) -> dict:
+    "Train `method` on toy data from `seed` in a fresh process; its wall time, training time and closing line."
     extra = [] if args.epochs is None else ['--epochs', str(args.epochs)]
-    cmd = [sys.executable, '-m', 'ganime_nb.cli', 'train', method, '--data', args.data, *extra, '--device', 'cpu', '--out', str(folder)]
+    cmd = [sys.executable, '-m', 'ganime_nb.cli', 'train', method, '--data', args.data, *extra, '--seed', str(seed), '--device', 'cpu', '--out', str(folder)]
     start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.time() - start
@@ -42,14 +43,16 @@ def main():
     p.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS)
     p.add_argument('--data', default='toy')
     p.add_argument('--epochs', type=int, help='override the toy default (for a quick check)')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0], help='a run per method and seed (default: 0, the seed of `ganime train`)')
     args = p.parse_args()
     print(f'{machine_name()}; torch threads: {os.environ.get("OMP_NUM_THREADS", "default")}')
-    print('| method | epochs | training | wall | hair colours (64 samples) | mix distance (512 samples) |\n|---|---|---|---|---|---|')
+    print('| method | seed | epochs | training | wall | hair colours (64 samples) | mix distance (512 samples) |\n|---|---|---|---|---|---|---|')
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods:
-            r = run(method, args, Path(tmp) / method)
-            train = f"{r['train']:.0f} s" if r['train'] is not None else 'failed'
-            print(f"| {method} | {r.get('epochs', '')} | {train} | {r['wall']:.0f} s | {r['colours']} | {r.get('distance', '')} |", flush=True)
+            for seed in args.seeds:
+                r = run(method, seed, args, Path(tmp) / f'{method}-{seed}')
+                train = f"{r['train']:.0f} s" if r['train'] is not None else 'failed'
+                print(f"| {method} | {seed} | {r.get('epochs', '')} | {train} | {r['wall']:.0f} s | {r['colours']} | {r.get('distance', '')} |", flush=True)
 
 
 if __name__ == '__main__': main()
