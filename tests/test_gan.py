@@ -1,5 +1,5 @@
 "DCGAN, WGAN, WGAN-GP and ResGAN: network shapes, the shared adversarial step, and the command line end to end."
-import inspect, subprocess, sys
+import inspect, os, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -279,6 +279,35 @@ def test_cpu_benchmark_prints_a_ratio_per_variant(tmp_path):
     rows = [[cell.strip() for cell in l.strip('|').split('|')] for l in proc.stdout.splitlines() if l.startswith('| ') and 'variant' not in l]
     assert [r[0] for r in rows] == ['nchw', 'channels-last', 'channels-last+bf16'] and rows[0][3] == '1.00×'
     assert all(float(r[2]) > 0 and float(r[3].rstrip('×')) > 0 for r in rows)
+
+
+def test_fid_benchmark_times_the_new_settings_to_the_old_runs_fid(tmp_path):
+    cmd = [sys.executable, str(ROOT / 'bench' / 'bench_cpu_fid.py'), '--data', 'toy:256', '--epochs', '1', '--every', '2', '--n', '128']
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    measured = [line.split() for line in proc.stdout.splitlines() if line.strip().startswith('step ')]
+    old, new = measured[:2], measured[2:]  # 256 faces in batches of 64: 4 steps, measured after steps 2 and 4
+    assert [int(m[1]) for m in old] == [2, 4] and 1 <= len(new) <= 2
+    row = [cell.strip() for cell in proc.stdout.splitlines()[-1].strip('|').split('|')]
+    target, reached = float(row[3]), float(row[6])
+    assert target == float(old[-1][-1]) and reached == float(new[-1][-1])  # the old run's last FID is the target
+    assert row[-1].endswith('×') == (reached <= target) and (len(new) == 2 or reached <= target)  # the new run stops once it gets there
+    bad = subprocess.run([*cmd[:3], 'toy:64', *cmd[4:]], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert bad.returncode != 0 and 'fewer than --n 128' in bad.stderr
+
+
+def test_toy_mix_curve_measures_g_and_its_average_every_few_epochs(tmp_path, trained_models):
+    shutil.copytree(trained_models, tmp_path / 'data' / 'models')  # the hair-colour classifier, trained once per session
+    cmd = [sys.executable, str(ROOT / 'bench' / 'toy_mix_curve.py'), 'dcgan', '--every', '2', '--set', 'epochs=3', 'data=toy:128', 'width=4']
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env={**os.environ, 'GANIME_DATA': str(tmp_path / 'data')})
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith('mix after epoch')]
+    assert [row.split(':')[0] for row in rows] == ['mix after epoch 2', 'mix after epoch 3']  # every 2nd epoch, and the last
+    assert all(0 <= float(part.split()[-1]) <= 1 for row in rows for part in row.split(':')[1].split(','))  # total variation
+    for bad, message in ((['vae'], 'vae is not a GAN'), (['dcgan', '--set', 'width=wide'], 'width needs a value of type int'),
+                         (['dcgan', '--set', 'colour=red'], 'NAME one of')):
+        proc = subprocess.run([*cmd[:2], *bad], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr
 
 
 def test_diffaugment_reaches_both_updates_and_rejects_unknown_names(monkeypatch):

@@ -1,0 +1,107 @@
+"""Time to equal quality on the CPU at the `cpu` scale: the old settings' FID, and how soon the new settings reach it.
+
+    python bench/bench_cpu_fid.py --data data/anime-faces-64.zip       # the CPU issue's run: 6 epochs of the old settings
+    python bench/bench_cpu_fid.py --new channels-last ema bf16          # bfloat16 as well (fast only with AVX-512 BF16 or AMX)
+    python bench/bench_cpu_fid.py --data toy --epochs 1 --every 8 --n 256   # a quick check that it runs
+
+Both runs train the same DCGAN (width 32, 32×32, batch 64, Adam 2·10⁻⁴, β₁ 0.5) from the same seed on the same faces
+through the library's `Learner`, as `ganime train dcgan --size 32 --width 32` does. The old settings are that command's
+on the day the CPU issue was filed: NCHW, float32, samples from G itself. The new ones are what `--new` names: by
+default channels-last (the default of `ganime train` on CPUs since then) and samples from a moving average of G's
+weights (`--ema 0.999`, the README's recipe).
+
+The old run trains `--epochs` epochs; its FID at the end is the target. The new run trains until its FID reaches the
+target (or `--epochs` more epochs pass). FID uses the metrics lesson's offline features (`TinyFeatures` at the images'
+size) on `--n` samples from fixed noise against the last `--n` real faces; it is measured every `--every` steps, with
+the clock stopped. The ratio is the old run's training time over the new run's time to the target: how much faster
+the new settings reach the old quality. A throughput-only comparison of the same settings is `bench/bench_cpu.py`.
+"""
+import argparse, sys, time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from ganime_nb.core import machine_name, seed_everything
+from ganime_nb.data import Batches, load_images
+from ganime_nb.learner import Callback, CancelFit, Learner
+from ganime_nb.callbacks import ChannelsLastCB, MixedPrecisionCB, NaNGuardCB
+from ganime_nb.dcgan import DCGAN
+from ganime_nb.metrics import TinyFeatures, extract_features, frechet_distance, gaussian_stats
+
+NEW = { # name -> what it changes against the old settings
+    'channels-last': 'channels-last memory layout (`ganime train`\'s default on CPUs)',
+    'ema': 'samples from a moving average of G\'s weights (--ema 0.999)',
+    'bf16': 'bfloat16 autocast (--precision bf16; different rounding, fast only on CPUs with AVX-512 BF16 or AMX)',
+}
+
+
+class FIDClock(Callback):
+    "Every `every` steps and after the last one: stop the clock, measure FID, restart; end the fit once FID reaches `target`."
+    order = 100
+    def __init__(self, fid, every:int, target:float=None): self.fid, self.every, self.target, self.records = fid, every, target, []
+    def before_fit(self, learn): self.seconds, self.start = 0.0, time.perf_counter()
+    def after_step(self, learn):
+        last = learn.step == learn.n_epochs * len(learn.data)
+        if learn.step % self.every and not last: return
+        self.seconds += time.perf_counter() - self.start
+        fid = self.fid(learn.method)
+        self.records.append((learn.step, self.seconds, fid))
+        print(f'  step {learn.step:5d}  {self.seconds:6.1f} s of training  FID {fid:.3f}', flush=True)
+        if self.target is not None and fid <= self.target: raise CancelFit
+        self.start = time.perf_counter()
+
+
+def fid_of(reference:torch.Tensor, n:int, size:int):
+    "A function: method -> FID of `n` samples from fixed noise against `reference` (uint8), with the offline features."
+    extractor = TinyFeatures(size=size)
+    ref_stats = gaussian_stats(extract_features(reference, extractor))
+    def fid(method) -> float:
+        samples = method.sample_batches(n, torch.Generator().manual_seed(0))
+        return frechet_distance(*ref_stats, *gaussian_stats(extract_features(samples, extractor)))
+    return fid
+
+
+def train_until(images:torch.Tensor, settings:set, epochs:int, fid, every:int, seed:int, target:float=None) -> FIDClock:
+    "Train the benchmark's DCGAN with `settings` (a subset of NEW) and return its clock's records."
+    seed_everything(seed)
+    method = DCGAN(size=images.shape[-1], width=32, ema=0.999 if 'ema' in settings else 0.0)
+    clock = FIDClock(fid, every, target)
+    cbs = [NaNGuardCB(), MixedPrecisionCB('bf16' if 'bf16' in settings else 'fp32'), clock] + [ChannelsLastCB()] * ('channels-last' in settings)
+    Learner(method, Batches(images, 64, 'cpu', seed=seed), cbs, device='cpu', seed=seed).fit(epochs)
+    return clock
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--data', default='data/anime-faces-64.zip', help='the real faces: a folder, zip or hub dataset (default: data/anime-faces-64.zip)')
+    p.add_argument('--size', type=int, default=32)
+    p.add_argument('--epochs', type=int, default=6, help="the old run's epochs, and the new run's limit (default: 6, the issue's)")
+    p.add_argument('--new', nargs='+', default=['channels-last', 'ema'], choices=NEW, help='what the new settings change (default: channels-last ema)')
+    p.add_argument('--every', type=int, default=78, help='steps between FID measurements (default: 78, half an epoch of 10,000 faces)')
+    p.add_argument('--n', type=int, default=5000, help='samples per FID, and real faces held as its reference (default: 5000)')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0])
+    args = p.parse_args(argv)
+    real = load_images(args.data, args.size)
+    if len(real) < args.n: p.error(f'{args.data} holds {len(real):,} images, fewer than --n {args.n:,}')
+    fid = fid_of(real.images[-args.n:], args.n, args.size)
+    new = set(args.new)
+    print(f'{machine_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads; DCGAN width 32 at {args.size}x{args.size}, '
+          f'batch 64, {len(real):,} faces of {args.data}; FID of {args.n:,} samples (TinyFeatures) every {args.every} steps')
+    print('new settings: ' + '; '.join(NEW[k] for k in NEW if k in new))
+    rows = []
+    for seed in args.seeds:
+        print(f'seed {seed}, old settings (NCHW, float32, samples from G), {args.epochs} epochs:')
+        old = train_until(real.images, set(), args.epochs, fid, args.every, seed).records
+        target_step, target_seconds, target = old[-1]
+        print(f'seed {seed}, new settings, until FID {target:.3f}:')
+        reached = train_until(real.images, new, args.epochs, fid, args.every, seed, target).records[-1]
+        rows.append((seed, target_step, target_seconds, target, *reached))
+    print('| seed | old: steps | old: training | old: FID (the target) | new: steps | new: training | new: FID | speed-up to equal FID |')
+    print('|---|---|---|---|---|---|---|---|')
+    for seed, old_steps, old_seconds, target, steps, seconds, fid_new in rows:
+        ratio = f'{old_seconds / seconds:.2f}×' if fid_new <= target else f'not reached in {args.epochs} epochs'
+        print(f'| {seed} | {old_steps:,} | {old_seconds:.1f} s | {target:.3f} | {steps:,} | {seconds:.1f} s | {fid_new:.3f} | {ratio} |')
+
+
+if __name__ == '__main__': main()
