@@ -289,8 +289,10 @@ def test_fid_benchmark_times_the_new_settings_to_the_old_runs_fid(tmp_path):
     old, new = measured[:2], measured[2:]  # 256 faces in batches of 64: 4 steps, measured after steps 2 and 4
     assert [int(m[1]) for m in old] == [2, 4] and 1 <= len(new) <= 2
     row = [cell.strip() for cell in proc.stdout.splitlines()[-1].strip('|').split('|')]
-    target, reached = float(row[3]), float(row[6])
+    target, reached = float(row[2]), float(row[5])
     assert target == float(old[-1][-1]) and reached == float(new[-1][-1])  # the old run's last FID is the target
+    first = next(m for m in old if float(m[-1]) <= target)  # the old run's first measurement at that quality
+    assert row[3] == f'step {int(first[1]):,}, {float(first[2]):.1f} s'
     assert row[-1].endswith('×') == (reached <= target) and (len(new) == 2 or reached <= target)  # the new run stops once it gets there
     bad = subprocess.run([*cmd[:3], 'toy:64', *cmd[4:]], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert bad.returncode != 0 and 'fewer than --n 128' in bad.stderr
