@@ -10,16 +10,21 @@ arithmetic runs (memory layout, compilation, precision), so they train the same 
 batch-size variant is the one exception, and is marked so. Variants are timed in turn, A B C A B C, for `--rounds` rounds, and
 each row gives the median images per second and its ratio to `nchw`, the settings `ganime train` used before
 channels-last became its default on CPUs.
+
+It also prints how close each variant comes to the CPU's own limit: the arithmetic of one step (counted by
+`torch.utils.flop_counter`) per second, against a large matrix product's rate in the same precision, which bounds what
+any setting that keeps the arithmetic can gain.
 """
-import argparse, os, statistics, sys
+import argparse, os, statistics, sys, time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from ganime_nb.core import machine_name, seed_everything
 from ganime_nb.data import Batches, toy_faces
-from ganime_nb.learner import Learner
+from ganime_nb.learner import Callback, Learner
 from ganime_nb.callbacks import ChannelsLastCB, CompileCB, MixedPrecisionCB, NaNGuardCB
 from ganime_nb.dcgan import DCGAN
 from timing import StepTimer, tile
@@ -32,6 +37,31 @@ VARIANTS = { # name -> (batch size, channels-last, compiled, precision, what it 
     'batch-128+compile': (128, True, True, 'fp32', '--channels-last --compile --batch-size 128 (a different run: twice the images per step)'),
     'channels-last+bf16': (64, True, False, 'bf16', '--precision bf16 (different rounding: bfloat16 convolutions, fast only on CPUs with AVX-512 BF16 or AMX)'),
 }
+
+
+class FlopCount(Callback):
+    "Count the floating-point operations of the second training step (the first may set things up)."
+    def before_step(self, learn):
+        if learn.step == 1: self.counter = FlopCounterMode(display=False); self.counter.__enter__()
+    def after_step(self, learn):
+        if learn.step == 2: self.counter.__exit__(None, None, None); self.flops = self.counter.get_total_flops()
+
+
+def flops_per_image(images:torch.Tensor, args) -> float:
+    "Floating-point operations per image of one DCGAN training step at batch 64 (the same in every variant)."
+    seed_everything(0)
+    counter = FlopCount()
+    Learner(DCGAN(size=args.size, width=args.width), Batches(tile(images, 128), 64, 'cpu'), [counter], device='cpu', seed=0).fit(1)
+    return counter.flops / 64
+
+
+def matmul_gflops(dtype:torch.dtype, n:int=1536, reps:int=20) -> float:
+    "GFLOP/s of a large square matrix product: about the most this CPU computes per second in `dtype`."
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3): a @ b
+    start = time.perf_counter()
+    for _ in range(reps): a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
 
 
 def images_per_second(variant:str, images:torch.Tensor, args) -> float:
@@ -63,11 +93,17 @@ def main(argv=None):
     speeds = {v: [] for v in variants}
     for _ in range(args.rounds):
         for v in variants: speeds[v].append(images_per_second(v, images, args))
-    base = statistics.median(speeds['nchw'])
-    print('| variant | batch | images/s (median) | ratio to nchw | what it is |\n|---|---|---|---|---|')
+    base, flops = statistics.median(speeds['nchw']), flops_per_image(images, args)
+    peak = {p: matmul_gflops(dtype) for p, dtype in (('fp32', torch.float32), ('bf16', torch.bfloat16))}
+    print('| variant | batch | images/s (median) | ratio to nchw | GFLOP/s | share of the matrix product\'s rate | what it is |')
+    print('|---|---|---|---|---|---|---|')
     for v in variants:
         ips = statistics.median(speeds[v])
-        print(f'| {v} | {VARIANTS[v][0]} | {ips:.0f} | {ips / base:.2f}× | {VARIANTS[v][-1]} |')
+        gflops = ips * flops / 1e9
+        print(f'| {v} | {VARIANTS[v][0]} | {ips:.0f} | {ips / base:.2f}× | {gflops:.0f} | {gflops / peak[VARIANTS[v][3]]:.0%} | {VARIANTS[v][-1]} |')
+    print(f'One training step is {flops * 64 / 1e9:.2f} GFLOP per batch of 64. A {1536}×{1536} matrix product runs at '
+          f'{peak["fp32"]:.0f} GFLOP/s in float32 and {peak["bf16"]:.0f} in bfloat16 here, so no float32 setting that keeps '
+          f'the arithmetic can train more than {peak["fp32"] * 1e9 / flops / base:.2f}× as fast as nchw on this CPU.')
 
 
 if __name__ == '__main__': main()

@@ -4,6 +4,7 @@
     python bench/bench_toy.py --methods dcgan vae      # some of them
     python bench/bench_toy.py --epochs 1 --data toy:64 # a quick check that every toy default runs
     python bench/bench_toy.py --methods dcgan --seeds 0 1 2 3 4   # the spread of one method's results over seeds
+    python bench/bench_toy.py --methods dcgan --seeds 0 1 2 3 4 --options="--d-norm layer"   # and of a candidate's
 
 Each method trains in a fresh process from the command line, as a new user would, into a temporary run folder. The
 table gives the training time (the sum of the epochs' seconds in log.jsonl), the whole command's wall time (start-up,
@@ -12,7 +13,7 @@ the 8 toy hair colours the grid's 64 samples show (for CycleGAN: how often a tra
 colour), and the total-variation distance of 512 samples' (translations') hair-colour mix from the real one. The targets: at most 180 s of training on 2 CPU cores, at least 6 of 8 colours, a distance of at
 most 0.15.
 """
-import argparse, json, os, subprocess, sys, tempfile, time
+import argparse, json, os, shlex, subprocess, sys, tempfile, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -23,7 +24,7 @@ METHODS = ('ae', 'vae', 'dcgan', 'wgan', 'wgan-gp', 'resgan', 'cyclegan')
 
 def run(method:str, seed:int, args, folder:Path) -> dict:
     "Train `method` on toy data from `seed` in a fresh process; its wall time, training time and closing line."
-    extra = [] if args.epochs is None else ['--epochs', str(args.epochs)]
+    extra = ([] if args.epochs is None else ['--epochs', str(args.epochs)]) + shlex.split(args.options)
     cmd = [sys.executable, '-m', 'ganime_nb.cli', 'train', method, '--data', args.data, *extra, '--seed', str(seed), '--device', 'cpu', '--out', str(folder)]
     start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -44,8 +45,9 @@ def main():
     p.add_argument('--data', default='toy')
     p.add_argument('--epochs', type=int, help='override the toy default (for a quick check)')
     p.add_argument('--seeds', type=int, nargs='+', default=[0], help='a run per method and seed (default: 0, the seed of `ganime train`)')
+    p.add_argument('--options', default='', help='more options of `ganime train` for every run, in one string: --options="--ema 0.99"')
     args = p.parse_args()
-    print(f'{machine_name()}; torch threads: {os.environ.get("OMP_NUM_THREADS", "default")}')
+    print(f'{machine_name()}; torch threads: {os.environ.get("OMP_NUM_THREADS", "default")}' + (f'; options: {args.options}' if args.options else ''))
     print('| method | seed | epochs | training | wall | hair colours (64 samples) | mix distance (512 samples) |\n|---|---|---|---|---|---|---|')
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods:

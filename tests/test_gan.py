@@ -1,5 +1,5 @@
 "DCGAN, WGAN, WGAN-GP and ResGAN: network shapes, the shared adversarial step, and the command line end to end."
-import inspect, os, shutil, subprocess, sys
+import inspect, os, re, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -279,6 +279,13 @@ def test_cpu_benchmark_prints_a_ratio_per_variant(tmp_path):
     rows = [[cell.strip() for cell in l.strip('|').split('|')] for l in proc.stdout.splitlines() if l.startswith('| ') and 'variant' not in l]
     assert [r[0] for r in rows] == ['nchw', 'channels-last', 'channels-last+bf16'] and rows[0][3] == '1.00×'
     assert all(float(r[2]) > 0 and float(r[3].rstrip('×')) > 0 for r in rows)
+    limit = re.search(r'step is ([\d.]+) GFLOP per batch of 64\. .* at (\d+) GFLOP/s in float32 .* more than ([\d.]+)× as fast', proc.stdout)
+    step_gflop, fp32_rate, ceiling = float(limit[1]), float(limit[2]), float(limit[3])
+    assert 0.2 < step_gflop < 1  # width 8 at 32x32: about 0.5 GFLOP counted, convolutions forward and backward
+    for r in rows:  # images/s times the arithmetic per image, and its share of the matrix product's rate
+        assert float(r[4]) == pytest.approx(float(r[2]) * step_gflop / 64, abs=1.5)
+    assert int(rows[0][5].rstrip('%')) == pytest.approx(100 * float(rows[0][4]) / fp32_rate, abs=2)
+    assert ceiling == pytest.approx(fp32_rate / float(rows[0][4]), rel=0.05)
 
 
 def test_fid_benchmark_times_the_new_settings_to_the_old_runs_fid(tmp_path):
@@ -323,3 +330,13 @@ def test_diffaugment_reaches_both_updates_and_rejects_unknown_names(monkeypatch)
     assert seen == [(False, 'translation,cutout'), (False, 'translation,cutout'), (True, 'translation,cutout')] * 2
     with pytest.raises(GanimeError, match="unknown augmentation 'mirror'"): DCGAN(augment='color,mirror')
     assert main(['train', 'dcgan', *TINY, '--augment', 'zoom']) == 2
+
+
+def test_toy_benchmark_passes_options_to_every_run(tmp_path):
+    cmd = [sys.executable, str(ROOT / 'bench' / 'bench_toy.py'), '--methods', 'dcgan', '--data', 'toy:64', '--seeds', '0', '1',
+           '--options=--epochs 2 --width 4']
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [[cell.strip() for cell in l.strip('|').split('|')] for l in proc.stdout.splitlines() if l.startswith('| dcgan')]
+    assert [(r[1], r[2]) for r in rows] == [('0', '2'), ('1', '2')]  # each seed trained the 2 epochs the options asked for
+    assert all(r[5].endswith(' of 8') and 0 <= float(r[6]) <= 1 for r in rows)
