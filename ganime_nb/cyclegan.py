@@ -309,6 +309,11 @@ def translate(self:CycleGAN, images:torch.Tensor, direction:str='a2b') -> torch.
     with torch.no_grad(), eval_mode(self.models): return generator(images.to(self.device))
 
 @patch
+def translate_batches(self:CycleGAN, images:torch.Tensor, direction:str='a2b', batch_size:int=64) -> torch.Tensor:
+    "Translate uint8 images `batch_size` at a time (any number, on any device); floats in [-1, 1] on the CPU."
+    return torch.cat([self.translate(from_uint8(images[i:i + batch_size]), direction).float().cpu() for i in range(0, len(images), batch_size)])
+
+@patch
 def preview(self:CycleGAN, data, n:int=64, generator=None) -> torch.Tensor:
     "Fixed images (odd columns) and their translations (even columns): A -> B in the first half, B -> A in the second."
     a, b = data.fixed_batch(max(1, n // 4))
@@ -329,7 +334,7 @@ def load_data(self:CycleGAN, source, size, batch_size, device, seed=0, limit=Non
 def toy_summary(self:CycleGAN, n:int=512, seed:int=99) -> list:
     "Lines for a run on toy faces: how often photo -> anime keeps a photo's hair colour, and how even the translations' colours are."
     photos = toy_faces(n, self.size, 'photo', seed=seed)  # seed 99: faces no run trains on
-    translated = torch.cat([self.translate(from_uint8(photos.images[i:i + 64])).cpu() for i in range(0, n, 64)])
+    translated = self.translate_batches(photos.images)
     read = predict_attributes(translated, attribute_classifier(self.size, device=self.device))['hair_colour']
     kept = (read == photos.attrs['hair_colour']).float().mean().item()
     mix = dict(zip(TOY_ATTRIBUTES['hair_colour'], torch.bincount(read, minlength=len(TOY_ATTRIBUTES['hair_colour'])).tolist()))
@@ -406,10 +411,9 @@ def translate_folder(model, # a trained `CycleGAN`, or the path of its checkpoin
     if not decoded and not report.existing:
         raise GanimeError(f'no readable images in {input}' + (f' ({len(report.skipped)} unreadable)' if report.skipped else
                           f' (looked for {", ".join(sorted(IMAGE_SUFFIXES))})'))
-    for i in range(0, len(decoded), batch_size):
-        chunk = decoded[i:i + batch_size]
-        x = from_uint8(torch.stack([img for img, _ in chunk]))
-        for y, (_, path) in zip(model.translate(x, direction).float().cpu(), chunk):
+    if decoded:
+        translations = model.translate_batches(torch.stack([img for img, _ in decoded]), direction, batch_size)
+        for y, (_, path) in zip(translations, decoded):
             path.parent.mkdir(parents=True, exist_ok=True)
             save_image(to_unit(y), path)
             report.written.append(path)

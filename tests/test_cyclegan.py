@@ -337,3 +337,17 @@ def test_translate_errors(tmp_path, capsys):
     # sampling from noise is not what a CycleGAN does
     code = cli.main(['sample', str(ckpt), '--out', str(tmp_path / 's.png')])
     assert code == 2 and 'ganime translate' in capsys.readouterr().err
+
+
+def test_translate_batches_matches_one_batch_in_any_chunking():
+    "Many uint8 images translate in chunks to what one batch gives (eval mode: no batch statistics), as floats on the CPU."
+    seed_everything(0)
+    m = tiny()
+    photos = toy_faces(10, 32, 'photo').images
+    whole = m.translate(photos.float() / 127.5 - 1, 'a2b')
+    for batch_size in (3, 10, 64):
+        chunked = m.translate_batches(photos, 'a2b', batch_size)
+        assert chunked.shape == (10, 3, 32, 32) and chunked.dtype == torch.float32 and chunked.device.type == 'cpu'
+        torch.testing.assert_close(chunked, whole)
+    assert not torch.allclose(m.translate_batches(photos, 'b2a'), whole)  # the other generator
+    with pytest.raises(GanimeError, match='direction must be a2b or b2a'): m.translate_batches(photos, 'x')
