@@ -101,7 +101,7 @@ def main(argv=None):
         ips = statistics.median(speeds[v])
         gflops = ips * flops / 1e9
         print(f'| {v} | {VARIANTS[v][0]} | {ips:.0f} | {ips / base:.2f}× | {gflops:.0f} | {gflops / peak[VARIANTS[v][3]]:.0%} | {VARIANTS[v][-1]} |')
-    print(f'One training step is {flops * 64 / 1e9:.2f} GFLOP per batch of 64. A {1536}×{1536} matrix product runs at '
+    print(f'One training step is {flops * 64 / 1e9:.2f} GFLOP per batch of 64. A 1536×1536 matrix product runs at '
           f'{peak["fp32"]:.0f} GFLOP/s in float32 and {peak["bf16"]:.0f} in bfloat16 here, so no float32 setting that keeps '
           f'the arithmetic can train more than {peak["fp32"] * 1e9 / flops / base:.2f}× as fast as nchw on this CPU.')
 
