@@ -19,7 +19,7 @@ from fastcore.basics import patch, store_attr
 
 from .core import GanimeError
 from .learner import Method, eval_mode, frozen
-from .losses import get_loss
+from .losses import get_loss, gradient_penalty
 
 # %% ../nbs/20_gan.ipynb #9161fbfc
 class GAN(Method):
@@ -40,10 +40,12 @@ class GAN(Method):
                  label_smoothing:float=0.0, # one-sided: D's target for real images is 1 - this (losses with targets)
                  instance_noise:float=0.0, # std of noise added to D's inputs, annealed to 0 over training
                  ema:float=0.0, # decay of a moving average of G's weights that then makes every sample (0: off; 0.999 is usual)
-                 augment:str=''): # DiffAugment for small data: any of color, translation, cutout, comma-separated ('': none)
+                 augment:str='', # DiffAugment for small data: any of color, translation, cutout, comma-separated ('': none)
+                 r1:float=0.0): # weight γ of the R1 penalty γ/2·‖∇D(x)‖² at real images, with any loss (0: off)
         super().__init__()
         store_attr()
         if not 0 <= ema < 1: raise GanimeError(f'ema must be in [0, 1); got {ema}')
+        if r1 < 0: raise GanimeError(f'r1 is the weight of a penalty and cannot be negative; got {r1}')
         if augment: parse_augmentations(augment)  # a clear error for an unknown name, before any work
         for name in ('latent', 'width', 'n_critic'):  # checked before the networks are built, not where a zero-sized layer fails
             if getattr(self, name) < 1: raise GanimeError(f'{name} must be at least 1; got {getattr(self, name)}')
@@ -87,6 +89,11 @@ class GAN(Method):
     def seen_by_discriminator(self, images:torch.Tensor, progress:float) -> torch.Tensor:
         "What D is shown of `images`: their augmentations (if `augment` is set), then the loss's perturbation (instance noise)."
         return self.gan_loss.perturb(diff_augment(images, self.augment) if self.augment else images, progress)
+
+    def r1_penalty(self, real:torch.Tensor) -> torch.Tensor:
+        "R1 (Mescheder et al., 2018): γ/2 · mean ‖∇D(x)‖² at the real images D sees, added to D's loss; zero when `r1` is 0."
+        if not self.r1: return real.new_zeros((), dtype=torch.float32)
+        return gradient_penalty(self.D, real, self.r1 / 2, target=0.0)
 
     def after_discriminator_update(self): pass # e.g. WGAN clips the critic's weights here
     def after_generator_update(self):
@@ -150,11 +157,12 @@ def train_step(self:GAN, real:torch.Tensor, learn) -> dict:
     real_in, fake_in = self.seen_by_discriminator(real, progress), self.seen_by_discriminator(fake.detach(), progress)
     real_scores, fake_scores = self.D(real_in), self.D(fake_in)
     d_loss = loss.d_loss(real_scores, fake_scores)
-    penalty = loss.penalty(self.D, real_in, fake_in)
-    learn.update(d_loss + penalty, 'discriminator')
+    penalty, r1 = loss.penalty(self.D, real_in, fake_in), self.r1_penalty(real_in)
+    learn.update(d_loss + penalty + r1, 'discriminator')
     self.after_discriminator_update()
     logs = {'d_loss': d_loss.detach(), 'g_loss': None, 'D(x)': loss.view(real_scores.detach()), 'D(G(z))': loss.view(fake_scores.detach())}
     if loss.has_penalty: logs['penalty'] = penalty.detach()
+    if self.r1: logs['r1'] = r1.detach()
     if generator_turn:
         with frozen(self.D):  # gradients flow through D to G, but D's own are not needed
             g_loss = loss.g_loss(self.D(self.seen_by_discriminator(fake, progress)))

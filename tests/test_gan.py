@@ -260,6 +260,21 @@ def test_cli_bad_options(capsys):
     assert 'unknown GAN loss' in capsys.readouterr().err
     assert main(['train', 'wgan', *TINY, '--upsample', 'bilinear']) == 2
     assert 'unknown upsampling' in capsys.readouterr().err
+    assert main(['train', 'dcgan', *TINY, '--r1', '-1']) == 2
+    assert 'cannot be negative' in capsys.readouterr().err
+
+
+def test_r1_penalty_is_logged_and_changes_the_discriminator_step():
+    faces = toy_faces(64, 32).images
+    runs = {}
+    for r1 in (0.0, 1.0):
+        seed_everything(0)
+        gan = DCGAN(size=32, width=8, r1=r1)
+        runs[r1] = gan, Learner(gan, Batches(faces, 32), cbs=[], device='cpu').fit(1)
+    (plain, plain_learn), (penalised, penalised_learn) = runs.values()
+    assert 'r1' not in plain_learn.history and len(penalised_learn.history['r1']) == 2
+    assert all(0 < v < float('inf') for v in penalised_learn.history['r1'])
+    assert any(not torch.equal(a, b) for a, b in zip(plain.D.parameters(), penalised.D.parameters()))  # the penalty moved D
 
 
 def test_benchmark_runs_on_cpu(tmp_path):
