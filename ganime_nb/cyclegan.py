@@ -247,7 +247,7 @@ class CycleGAN(Method):
 @patch
 def seen_by_discriminator(self:CycleGAN, images:torch.Tensor) -> torch.Tensor:
     "What a discriminator is shown of `images`: their DiffAugment augmentations, if `augment` is set (the same kinds for real and translated)."
-    return diff_augment(images, self.augment) if self.augment else images
+    return diff_augment(images, self.augment)
 
 @patch
 def generator_loss(self:CycleGAN, a:torch.Tensor, b:torch.Tensor) -> tuple: # (total loss, parts to log, (G(a), F(b)), middles or None)

@@ -88,7 +88,7 @@ class GAN(Method):
 
     def seen_by_discriminator(self, images:torch.Tensor, progress:float) -> torch.Tensor:
         "What D is shown of `images`: their augmentations (if `augment` is set), then the loss's perturbation (instance noise)."
-        return self.gan_loss.perturb(diff_augment(images, self.augment) if self.augment else images, progress)
+        return self.gan_loss.perturb(diff_augment(images, self.augment), progress)
 
     def r1_penalty(self, real:torch.Tensor) -> torch.Tensor:
         "R1 (Mescheder et al., 2018): γ/2 · mean ‖∇D(x)‖² at the real images D sees, added to D's loss; zero when `r1` is 0."
@@ -245,7 +245,7 @@ def parse_augmentations(spec:str) -> tuple:
     return tuple(a for a in AUGMENTATIONS if a in names)
 
 def diff_augment(images:torch.Tensor, spec:str='color,translation,cutout') -> torch.Tensor:
-    "DiffAugment (Zhao et al., 2020): random, differentiable changes of each image, the same kinds for real and fake ones."
+    "DiffAugment (Zhao et al., 2020): random, differentiable changes of each image, the same kinds for real and fake ones ('': none)."
     for name in parse_augmentations(spec): images = _AUGMENT[name](images)
     return images
 

@@ -344,6 +344,8 @@ def test_diffaugment_reaches_both_updates_and_rejects_unknown_names(monkeypatch)
     tiny_learner(DCGAN(size=32, width=4, latent=8, augment='translation,cutout'), n=32).fit(1)  # 2 steps
     assert seen == [(False, 'translation,cutout'), (False, 'translation,cutout'), (True, 'translation,cutout')] * 2
     with pytest.raises(GanimeError, match="unknown augmentation 'mirror'"): DCGAN(augment='color,mirror')
+    images = torch.randn(2, 3, 8, 8)
+    assert original(images, '') is images  # an empty spec: no augmentation at all
     assert main(['train', 'dcgan', *TINY, '--augment', 'zoom']) == 2
 
 
