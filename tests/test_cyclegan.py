@@ -13,7 +13,7 @@ from ganime_nb.data import DataError, toy_face, toy_faces
 from ganime_nb.learner import Callback, Learner
 from ganime_nb.callbacks import CheckpointCB
 from ganime_nb.cyclegan import (CycleGAN, EmbeddingDiscriminator, ImagePool, PatchDiscriminator, ResnetGenerator,
-                                decay_factor, domain_sources, noisy_real, translate_folder, unpaired_batches)
+                                conv_norm_relu, decay_factor, domain_sources, noisy_real, translate_folder, unpaired_batches)
 from ganime_nb import cli
 
 TINY = dict(size=32, width=4, res_blocks=2, disc_width=4, disc_layers=2)
@@ -48,7 +48,23 @@ def test_patch_discriminator_shapes():
     assert EmbeddingDiscriminator(16)(torch.randn(2, 16, 8, 8)).shape == (2, 1)
 
 
+def test_instance_norm_cannot_see_a_colour_cast_and_layer_norm_can():
+    "A uniform colour cast shifts each channel after the stem's convolution by a constant: instance norm removes it, layer norm does not."
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    cast = x + torch.tensor([0.3, -0.2, 0.1]).view(1, 3, 1, 1)
+    for norm, blind in (('instance', True), ('layer', False)):
+        stem = conv_norm_relu(3, 8, 7, norm=norm)
+        assert torch.allclose(stem(x), stem(cast), atol=1e-5) == blind, norm
+    layer = tiny(norm='layer')
+    kinds = {type(m) for net in layer.models.values() for m in net.modules()}
+    assert nn.GroupNorm in kinds and nn.InstanceNorm2d not in kinds  # all four networks
+    assert CycleGAN.toy_defaults['norm'] == 'layer' and CycleGAN.defaults_for('not toy')['norm'] == 'instance'
+
+
 def test_bad_options():
+    with pytest.raises(GanimeError, match="unknown normalisation 'batch'"): CycleGAN(**{**TINY, 'norm': 'batch'})
+    assert cli.main(['train', 'cyclegan', '--data', 'toy:8', '--epochs', '1', '--norm', 'group']) == 2
     with pytest.raises(GanimeError, match='odd'): CycleGAN(**{**TINY, 'gen_kernel': 4})
     with pytest.raises(GanimeError, match='discriminator layers'): CycleGAN(**{**TINY, 'disc_layers': 4})
     with pytest.raises(GanimeError, match='divisible by 4'): CycleGAN(**{**TINY, 'size': 30})
