@@ -88,7 +88,7 @@ class GAN(Method):
 
     def seen_by_discriminator(self, images:torch.Tensor, progress:float) -> torch.Tensor:
         "What D is shown of `images`: their augmentations (if `augment` is set), then the loss's perturbation (instance noise)."
-        return self.gan_loss.perturb(diff_augment(images, self.augment), progress)
+        return self.gan_loss.perturb(diff_augment(images, self.augment) if self.augment else images, progress)  # diff_augment comes later in this lesson
 
     def r1_penalty(self, real:torch.Tensor) -> torch.Tensor:
         "R1 (Mescheder et al., 2018): γ/2 · mean ‖∇D(x)‖² at the real images D sees, added to D's loss; zero when `r1` is 0."
