@@ -199,7 +199,7 @@ _DIRECTIONS = {'a2b': 'g_ab', 'b2a': 'g_ba'}
 class CycleGAN(Method):
     "CycleGAN: translate between two unpaired domains (photos ↔ anime faces) with two generators and two PatchGANs."
     name = 'cyclegan'
-    toy_defaults = dict(size=32, width=8, res_blocks=2, disc_width=16, disc_layers=2, norm='layer', lr=1e-3, ema=0.999, epochs=5, batch_size=8) # the lesson's toy networks with layer norm (see 'Instance or layer norm'), for 5 epochs of 2,048 faces per domain
+    toy_defaults = dict(size=32, width=8, res_blocks=2, disc_width=8, disc_layers=2, norm='layer', lr=1e-3, ema=0.999, epochs=5, batch_size=8) # the lesson's toy networks with layer norm (see 'Instance or layer norm'), for 5 epochs of 2,048 faces per domain
     def __init__(self, size:int=128, # image width and height (divisible by 4)
                  channels:int=3, # 3 for colour, 1 for grey
                  width:int=64, # channels of the generators' first layer (×2 per downsampling)
