@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from fastcore.docments import docments
 
-from .core import GanimeError, init_distributed, seed_everything, writable_file
+from .core import GanimeError, seed_everything, writable_file
 from .data import is_toy_source, load_images, save_images
 from .learner import written_by, available_methods, eval_mode, get_method, load_method, read_checkpoint, resume_changes
 from .callbacks import run_defaults, train
@@ -120,7 +120,6 @@ MIX_SAMPLES = 512 # samples whose hair-colour mix the closing summary compares w
 def _hair_colour_lines(method, data, n:int) -> list:
     "For toy anime faces: which hair colours `n` samples from fixed noise show, and how far 512 samples' mix is from the real one."
     if not is_toy_source(data) or str(data).startswith('toy-') or method.config.get('channels', 3) != 3: return []
-    if init_distributed().world_size > 1: return []  # the classifier would train in one process only
     try:
         with torch.no_grad(), eval_mode(method.models): images = method.sample_batches(max(n, MIX_SAMPLES), torch.Generator().manual_seed(0))
     except GanimeError: return method.toy_summary() if hasattr(method, 'toy_summary') else []  # CycleGAN translates instead

@@ -23,7 +23,7 @@ from torchvision.utils import save_image
 
 from .core import GanimeError, from_uint8, writable_folder
 from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, to_unit, toy_faces, zip_items
-from .metrics import attribute_classifier, hair_colour_distance, predict_attributes
+from .metrics import hair_colour_distance, read_hair_colours
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
 from .callbacks import LinearDecayCB, decay_factor
 from .gan import WeightAverage, clip_weights, diff_augment, parse_augmentations
@@ -345,7 +345,7 @@ def load_data(self:CycleGAN, source, size, batch_size, device, seed=0, limit=Non
 def hair_colour_pairs(self:CycleGAN, n:int=512, seed:int=99) -> tuple: # (photos' hair colours, translations' hair colours), indices into TOY_ATTRIBUTES
     "Translate `n` toy photos to anime and read the hair colour of each photo's translation; seed 99 draws faces no run trains on."
     photos = toy_faces(n, self.size, 'photo', seed=seed)
-    read = predict_attributes(self.translate_batches(photos.images), attribute_classifier(self.size, device=self.device))['hair_colour']
+    read = read_hair_colours(self.translate_batches(photos.images))
     return photos.attrs['hair_colour'], read.cpu()
 
 @patch

@@ -6,8 +6,8 @@ Docs: https://ganime-course.github.io/ganime/data.html.md"""
 
 # %% auto #0
 __all__ = ['TOY_ATTRIBUTES', 'TOY_DOMAINS', 'IMAGE_SUFFIXES', 'MAX_PIXELS', 'MAX_ASPECT', 'CLEAN_CHUNK', 'HUB_DATASETS',
-           'TOY_SIZE', 'HUB_HOST', 'CACHE_VERSION', 'DataError', 'toy_face', 'CleanReport', 'ImageSet', 'toy_faces',
-           'to_unit', 'image_grid', 'show_images', 'save_images', 'interleave', 'to_rgb', 'prepare_image',
+           'TOY_SIZE', 'HUB_HOST', 'CACHE_VERSION', 'DataError', 'hair_palette', 'toy_face', 'CleanReport', 'ImageSet',
+           'toy_faces', 'to_unit', 'image_grid', 'show_images', 'save_images', 'interleave', 'to_rgb', 'prepare_image',
            'clean_images', 'Source', 'is_toy_source', 'parse_source', 'folder_items', 'zip_items', 'hub_items',
            'default_data_dir', 'load_images', 'fits_on_device', 'Batches', 'real_faces_source']
 
@@ -51,6 +51,11 @@ _PALETTES = dict(
                skin=[(255, 224, 196), (241, 194, 160), (224, 172, 130), (198, 134, 92), (160, 104, 68), (110, 70, 45)]),
 )
 TOY_DOMAINS = tuple(_PALETTES)
+
+def hair_palette(domain:str='anime') -> torch.Tensor: # (8, 3) integer RGB, in the order of TOY_ATTRIBUTES['hair_colour']
+    "The eight hair colours a toy domain draws from (each face jitters its colour a little)."
+    if domain not in _PALETTES: raise DataError(f"unknown toy domain {domain!r}: use one of {', '.join(TOY_DOMAINS)}")
+    return torch.tensor(_PALETTES[domain]['hair'])
 
 def _mix(c, d, t):
     "Colour `c` moved a fraction `t` of the way to colour `d`."

@@ -194,8 +194,9 @@ def test_ganime_eval_on_an_autoencoder_checkpoint(ganime, classifier_dir):
     ganime('train', 'ae', '--data', 'toy:256', '--epochs', '1', '--width', '8', '--latent', '32', '--batch-size', '32',
            '--samples', '4', '--device', 'cpu', '--out', 'run', env=env, check=0)
     proc = ganime('eval', 'run/checkpoint.pt', '--features', 'tiny', '-n', '200', '--device', 'cpu', '--json', 'm.json', env=env, check=0)
-    assert 'run/checkpoint.pt (ae, 1 epoch): 200 samples vs 200 real images from toy:256; tiny features' in proc.stdout
-    header = proc.stdout.splitlines()[1].split()
+    lines = proc.stdout.splitlines()  # the first use of a classifier size adds a line of its own before these
+    title = lines.index('run/checkpoint.pt (ae, 1 epoch): 200 samples vs 200 real images from toy:256; tiny features')
+    header = lines[title + 1].split()
     assert header == ['FID', 'KID', 'precision', 'recall', 'coverage', 'evenness']
     saved = json.loads((ganime.cwd / 'm.json').read_text())
     assert (saved['samples'], saved['reference'], saved['data']) == (200, 200, 'toy:256')
