@@ -36,7 +36,7 @@ class HairColourMixCB(Callback):
         with torch.no_grad(), eval_mode(method.models):
             noise = method.noise(MIX_SAMPLES, torch.Generator().manual_seed(0))
             samples = {name: network(noise) for name, network in (('G', method.G), ('average', method.sampler))}
-        row = {name: hair_colour_distance(hair_colours(images)) for name, images in samples.items()}  # may first train the classifier
+        row = {name: hair_colour_distance(hair_colours(images)) for name, images in samples.items()}  # read from the pixels
         self.rows.append((learn.epochs_done, row))
         print(f"mix after epoch {learn.epochs_done}: G {row['G']:.3f}, average {row['average']:.3f}", flush=True)
 

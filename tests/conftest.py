@@ -1,5 +1,5 @@
 "Shared helpers for ganime's tests: run the command line in a fresh process, in a temporary folder."
-import os, shutil, subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -15,19 +15,9 @@ def run_ganime(*args, cwd, env=None, check=None, timeout=600):
     return proc
 
 
-@pytest.fixture(scope='session')
-def trained_models(tmp_path_factory):
-    "A data folder's models/ with the toy-attribute classifier for 32x32 faces, trained once per test session."
-    from ganime_nb.metrics import attribute_classifier
-    folder = tmp_path_factory.mktemp('data')
-    attribute_classifier(32, data_dir=folder, device='cpu', verbose=False)
-    return folder / 'models'
-
-
 @pytest.fixture
-def ganime(tmp_path, trained_models):
+def ganime(tmp_path):
     "Run the CLI in a temporary folder: ganime('train', 'ae', ..., check=0)."
-    shutil.copytree(trained_models, tmp_path / 'data' / 'models')  # runs on toy faces end by reading their samples' hair colours
     def run(*args, **kw): return run_ganime(*args, cwd=tmp_path, **kw)
     run.cwd = tmp_path
     return run

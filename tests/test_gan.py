@@ -1,5 +1,5 @@
 "DCGAN, WGAN, WGAN-GP and ResGAN: network shapes, the shared adversarial step, and the command line end to end."
-import inspect, os, re, shutil, subprocess, sys
+import inspect, os, re, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -320,8 +320,7 @@ def test_fid_benchmark_times_the_new_settings_to_the_old_runs_fid(tmp_path):
     assert bad.returncode != 0 and 'fewer than --n 128' in bad.stderr
 
 
-def test_toy_mix_curve_measures_g_and_its_average_every_few_epochs(tmp_path, trained_models):
-    shutil.copytree(trained_models, tmp_path / 'data' / 'models')  # the hair-colour classifier, trained once per session
+def test_toy_mix_curve_measures_g_and_its_average_every_few_epochs(tmp_path):
     cmd = [sys.executable, str(ROOT / 'bench' / 'toy_mix_curve.py'), 'dcgan', '--every', '2', '--set', 'epochs=3', 'data=toy:128', 'width=4']
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env={**os.environ, 'GANIME_DATA': str(tmp_path / 'data')})
     assert proc.returncode == 0, proc.stderr
