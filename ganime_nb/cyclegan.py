@@ -23,7 +23,7 @@ from torchvision.utils import save_image
 
 from .core import GanimeError, from_uint8, writable_folder
 from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, to_unit, toy_faces, zip_items
-from .metrics import hair_colour_distance, read_hair_colours
+from .metrics import hair_colour_distance, hair_colour_mix, read_hair_colours
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
 from .callbacks import LinearDecayCB, decay_factor
 from .gan import WeightAverage, clip_weights, diff_augment, parse_augmentations
@@ -353,8 +353,7 @@ def toy_summary(self:CycleGAN, n:int=512, seed:int=99) -> list:
     "Lines for a run on toy faces: how often photo -> anime keeps a photo's hair colour, and how even the translations' colours are."
     truth, read = self.hair_colour_pairs(n, seed)
     kept = (read == truth).float().mean().item()
-    mix = dict(zip(TOY_ATTRIBUTES['hair_colour'], torch.bincount(read, minlength=len(TOY_ATTRIBUTES['hair_colour'])).tolist()))
-    distance = hair_colour_distance(mix)  # against the toy faces' even mix
+    distance = hair_colour_distance(hair_colour_mix(read))  # against the toy faces' even mix
     return [f'photo -> anime: {n} unseen toy photos keep their hair colour {kept:.0%} of the time (chance: 12%)',
             f'hair-colour mix of the {n} translations: {distance:.2f} from the real one (total variation; the toy target is at most 0.15)']
 

@@ -9,9 +9,9 @@ __all__ = ['INCEPTION_WEIGHTS_FILE', 'FEATURES', 'CLASSIFIER_VERSION', 'COVERAGE
            'rgb_uint8', 'InceptionFeatures', 'TinyFeatures', 'feature_extractor', 'extract_features', 'gaussian_stats',
            'sqrtm_psd', 'frechet_distance', 'fid_kid', 'knn_radii', 'in_manifold', 'precision_recall',
            'AttributeClassifier', 'train_attribute_classifier', 'attribute_classifier', 'predict_attributes',
-           'attribute_combinations', 'attribute_coverage', 'read_hair_colours', 'hair_colours', 'hair_colour_distance',
-           'cascade_path', 'anime_face_detector', 'detection_rate', 'Evaluator', 'metrics_table', 'MetricsCB',
-           'add_eval_arguments', 'run_eval', 'cli_commands']
+           'attribute_combinations', 'attribute_coverage', 'read_hair_colours', 'hair_colour_mix', 'hair_colours',
+           'hair_colour_distance', 'cascade_path', 'anime_face_detector', 'detection_rate', 'Evaluator',
+           'metrics_table', 'MetricsCB', 'add_eval_arguments', 'run_eval', 'cli_commands']
 
 # %% ../nbs/05_metrics.ipynb #b507c072
 import argparse, json, math, os, random, urllib.request, warnings
@@ -305,11 +305,15 @@ def read_hair_colours(images:torch.Tensor, # uint8 images, or floats in [-1, 1]
     median = patch.median(2).values  # per channel; a lock's edge or the shine line cannot move it
     return ((median[:, None] - hair_palette(domain)[None]) ** 2).sum(2).argmin(1)
 
+def hair_colour_mix(indices:torch.Tensor) -> dict: # hair colour -> how many of `indices` name it
+    "Count hair-colour indices (into TOY_ATTRIBUTES['hair_colour']) into a mix, every colour present."
+    counts = torch.bincount(indices.cpu(), minlength=len(TOY_ATTRIBUTES['hair_colour']))
+    return dict(zip(TOY_ATTRIBUTES['hair_colour'], counts.tolist()))
+
 def hair_colours(images:torch.Tensor, # uint8 images, or floats in [-1, 1]
                  domain:str='anime') -> dict: # hair colour -> how many images have it
     "How often each of the eight toy hair colours appears among `images`, read from their pixels."
-    counts = torch.bincount(read_hair_colours(images, domain), minlength=len(TOY_ATTRIBUTES['hair_colour']))
-    return dict(zip(TOY_ATTRIBUTES['hair_colour'], counts.tolist()))
+    return hair_colour_mix(read_hair_colours(images, domain))
 
 # %% ../nbs/05_metrics.ipynb #a6b8a7e6
 def hair_colour_distance(samples:dict, # hair colour -> count, as from `hair_colours`
