@@ -36,6 +36,8 @@ VARIANTS = { # name -> (batch size, channels-last, compiled, precision, what it 
     'channels-last+compile': (64, True, True, 'fp32', '--channels-last --compile'),
     'batch-128+compile': (128, True, True, 'fp32', '--channels-last --compile --batch-size 128 (a different run: twice the images per step)'),
     'channels-last+bf16': (64, True, False, 'bf16', '--precision bf16 (different rounding: bfloat16 convolutions, fast only on CPUs with AVX-512 BF16 or AMX)'),
+    'channels-last+bf16+compile': (64, True, True, 'bf16', '--precision bf16 --compile'),
+    'batch-128+bf16': (128, True, False, 'bf16', '--precision bf16 --batch-size 128 (a different run: twice the images per step)'),
 }
 
 
