@@ -162,3 +162,15 @@ def test_every_method_has_a_toy_run(ganime):
         assert {k: config[k] for k in config if k in expected} == {k: expected[k] for k in config if k in expected}, method
         closing = 'keep their hair colour' if method == 'cyclegan' else 'toy hair colours among 64 samples'
         assert closing in run.stdout and 'from the real one (total variation' in run.stdout, (method, run.stdout)
+
+
+def test_speed_tip_suggests_bf16_only_for_float32_runs_on_cpus_with_amx(monkeypatch):
+    from types import SimpleNamespace
+    def learn(precision='auto', device='cpu'): return SimpleNamespace(run={'precision': precision}, device=torch.device(device))
+    monkeypatch.setattr(cli, 'cpu_has_amx', lambda: True)
+    assert len(cli._speed_tip(learn(), {})) == 1 and '--precision bf16' in cli._speed_tip(learn(), {})[0]
+    assert cli._speed_tip(learn(), {'precision': 'auto'}) == []  # typed: the user chose
+    assert cli._speed_tip(learn('fp32'), {}) == []  # a resumed run keeps the precision it was saved with
+    assert cli._speed_tip(learn(device='cuda'), {}) == []
+    monkeypatch.setattr(cli, 'cpu_has_amx', lambda: False)
+    assert cli._speed_tip(learn(), {}) == []
