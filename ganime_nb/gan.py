@@ -41,13 +41,14 @@ class GAN(Method):
                  instance_noise:float=0.0, # std of noise added to D's inputs, annealed to 0 over training
                  ema:float=0.0, # decay of a moving average of G's weights that then makes every sample (0: off; 0.999 is usual)
                  augment:str='', # DiffAugment for small data: any of color, translation, cutout, comma-separated ('': none)
-                 r1:float=0.0): # weight γ of the R1 penalty γ/2·‖∇D(x)‖² at real images, with any loss (0: off)
+                 r1:float=0.0, # weight γ of the R1 penalty γ/2·‖∇D(x)‖² at real images, with any loss (0: off)
+                 r1_every:int=1): # R1 at every n-th discriminator step only, weighted n times (lazy, as in StyleGAN2): cheaper
         super().__init__()
         store_attr()
         if not 0 <= ema < 1: raise GanimeError(f'ema must be in [0, 1); got {ema}')
         if r1 < 0: raise GanimeError(f'r1 is the weight of a penalty and cannot be negative; got {r1}')
         if augment: parse_augmentations(augment)  # a clear error for an unknown name, before any work
-        for name in ('latent', 'width', 'n_critic'):  # checked before the networks are built, not where a zero-sized layer fails
+        for name in ('latent', 'width', 'n_critic', 'r1_every'):  # checked before the networks are built, not where a zero-sized layer fails
             if getattr(self, name) < 1: raise GanimeError(f'{name} must be at least 1; got {getattr(self, name)}')
 
     def __init_subclass__(cls, **kwargs):
@@ -90,10 +91,10 @@ class GAN(Method):
         "What D is shown of `images`: their augmentations (if `augment` is set), then the loss's perturbation (instance noise)."
         return self.gan_loss.perturb(diff_augment(images, self.augment) if self.augment else images, progress)  # diff_augment comes later in this lesson
 
-    def r1_penalty(self, real:torch.Tensor) -> torch.Tensor:
+    def r1_penalty(self, real:torch.Tensor, step:int=0) -> torch.Tensor:
         "R1 (Mescheder et al., 2018): γ/2 · mean ‖∇D(x)‖² at the real images D sees, added to D's loss; zero when `r1` is 0."
-        if not self.r1: return real.new_zeros((), dtype=torch.float32)
-        return gradient_penalty(self.D, real, self.r1 / 2, target=0.0)
+        if not self.r1 or step % self.r1_every: return real.new_zeros((), dtype=torch.float32)
+        return gradient_penalty(self.D, real, self.r1 * self.r1_every / 2, target=0.0)  # n times the weight, 1/n of the steps
 
     def after_discriminator_update(self): pass # e.g. WGAN clips the critic's weights here
     def after_generator_update(self):
@@ -157,7 +158,7 @@ def train_step(self:GAN, real:torch.Tensor, learn) -> dict:
     real_in, fake_in = self.seen_by_discriminator(real, progress), self.seen_by_discriminator(fake.detach(), progress)
     real_scores, fake_scores = self.D(real_in), self.D(fake_in)
     d_loss = loss.d_loss(real_scores, fake_scores)
-    penalty, r1 = loss.penalty(self.D, real_in, fake_in), self.r1_penalty(real_in)
+    penalty, r1 = loss.penalty(self.D, real_in, fake_in), self.r1_penalty(real_in, learn.step)
     learn.update(d_loss + penalty + r1, 'discriminator')
     self.after_discriminator_update()
     logs = {'d_loss': d_loss.detach(), 'g_loss': None, 'D(x)': loss.view(real_scores.detach()), 'D(G(z))': loss.view(fake_scores.detach())}

@@ -262,6 +262,8 @@ def test_cli_bad_options(capsys):
     assert 'unknown upsampling' in capsys.readouterr().err
     assert main(['train', 'dcgan', *TINY, '--r1', '-1']) == 2
     assert 'cannot be negative' in capsys.readouterr().err
+    assert main(['train', 'dcgan', *TINY, '--r1', '1', '--r1-every', '0']) == 2
+    assert 'r1_every must be at least 1' in capsys.readouterr().err
 
 
 def test_r1_penalty_is_logged_and_changes_the_discriminator_step():
@@ -356,3 +358,11 @@ def test_toy_benchmark_passes_options_to_every_run(tmp_path):
     rows = [[cell.strip() for cell in l.strip('|').split('|')] for l in proc.stdout.splitlines() if l.startswith('| dcgan')]
     assert [(r[1], r[2]) for r in rows] == [('0', '2'), ('1', '2')]  # each seed trained the 2 epochs the options asked for
     assert all(r[5].endswith(' of 8') and 0 <= float(r[6]) <= 1 for r in rows)
+
+
+def test_lazy_r1_penalises_every_nth_step_with_n_times_the_weight():
+    faces = toy_faces(128, 32).images
+    seed_everything(0)
+    learn = Learner(DCGAN(size=32, width=8, r1=1.0, r1_every=2), Batches(faces, 32), cbs=[], device='cpu').fit(1)
+    r1 = learn.history['r1']  # steps 0 and 2 penalised, 1 and 3 not: the epoch's mean is the penalty's average
+    assert len(r1) == 4 and r1[1] == r1[3] == 0 and min(r1[0], r1[2]) > 0
