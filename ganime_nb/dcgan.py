@@ -85,7 +85,7 @@ def checkerboard_energy(images:torch.Tensor) -> float:
 class DCGAN(GAN):
     "DCGAN (Radford et al., 2016): transposed-conv generator, strided-conv discriminator, batch norm, Adam(2e-4, β1 0.5)."
     name = 'dcgan'
-    toy_defaults = dict(size=32, width=16, lr=3e-4, ema=0.999, r1=2.0, epochs=60, batch_size=64) # `ganime train dcgan --data toy`: see the command-line section
+    toy_defaults = dict(size=32, width=16, lr=3e-4, ema=0.999, r1=2.0, r1_every=4, epochs=60, batch_size=64) # `ganime train dcgan --data toy`: see the command-line section
     def __init__(self, upsample:str='transposed', # generator upsampling: transposed (DCGAN's) or nearest (+ 3x3 conv)
                  d_norm:str='batch', # discriminator normalisation: batch (DCGAN's), layer or none (for a gradient penalty)
                  **options): # the options every GAN has: see `GAN`
