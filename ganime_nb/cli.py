@@ -123,8 +123,9 @@ def _hair_colour_lines(method, data, n:int) -> list:
     try:
         with torch.no_grad(), eval_mode(method.models): images = method.sample_batches(max(n, MIX_SAMPLES), torch.Generator().manual_seed(0))
     except GanimeError: return method.toy_summary() if hasattr(method, 'toy_summary') else []  # CycleGAN translates instead
-    mix = {k: v for k, v in sorted(metrics.hair_colours(images[:n]).items(), key=lambda kv: -kv[1]) if v}
-    distance = metrics.hair_colour_distance(metrics.hair_colours(images))  # against the toy faces' even mix
+    read = metrics.read_hair_colours(images)  # once: the grid's first n and all of them
+    mix = {k: v for k, v in sorted(metrics.hair_colour_mix(read[:n]).items(), key=lambda kv: -kv[1]) if v}
+    distance = metrics.hair_colour_distance(metrics.hair_colour_mix(read))  # against the toy faces' even mix
     return [f'{len(mix)} of the 8 toy hair colours among {n} samples: ' + ', '.join(f'{k} {v}' for k, v in mix.items()),
             f'hair-colour mix of {len(images)} samples: {distance:.2f} from the real one (total variation; the toy target is at most 0.15)']
 
