@@ -1,5 +1,5 @@
 "DCGAN, WGAN, WGAN-GP and ResGAN: network shapes, the shared adversarial step, and the command line end to end."
-import inspect, os, re, subprocess, sys
+import inspect, os, re, statistics, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -305,21 +305,30 @@ def test_cpu_benchmark_prints_a_ratio_per_variant(tmp_path):
     assert ceiling == pytest.approx(fp32_rate / float(rows[0][4]), rel=0.05)
 
 
-def test_fid_benchmark_times_the_new_settings_to_the_old_runs_fid(tmp_path):
-    cmd = [sys.executable, str(ROOT / 'bench' / 'bench_cpu_fid.py'), '--data', 'toy:256', '--epochs', '1', '--every', '2', '--n', '128']
+def test_fid_benchmark_times_the_new_settings_to_the_old_runs_quality(tmp_path):
+    cmd = [sys.executable, str(ROOT / 'bench' / 'bench_cpu_fid.py'), '--data', 'toy:256', '--epochs', '2', '--every', '2', '--n', '128', '--window', '3']
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr
     measured = [line.split() for line in proc.stdout.splitlines() if line.strip().startswith('step ')]
-    old, new = measured[:2], measured[2:]  # 256 faces in batches of 64: 4 steps, measured after steps 2 and 4
-    assert [int(m[1]) for m in old] == [2, 4] and 1 <= len(new) <= 2
+    old = measured[:4]  # 256 faces in batches of 64: 8 steps in 2 epochs, measured after steps 2, 4, 6 and 8
+    new = measured[4:]
+    assert [int(m[1]) for m in old] == [2, 4, 6, 8] and 3 <= len(new) <= 4
+    old_fids = [float(m[7]) for m in old]  # 'step S  T s of training  FID F  median of the last W M'
+    assert [float(m[-1]) for m in old] == pytest.approx([statistics.median(old_fids[max(0, i - 2):i + 1]) for i in range(4)], abs=1e-3)
     row = [cell.strip() for cell in proc.stdout.splitlines()[-1].strip('|').split('|')]
-    target, reached = float(row[2]), float(row[5])
-    assert target == float(old[-1][-1]) and reached == float(new[-1][-1])  # the old run's last FID is the target
-    first = next(m for m in old if float(m[-1]) <= target)  # the old run's first measurement at that quality
-    assert row[3] == f'step {int(first[1]):,}, {float(first[2]):.1f} s'
-    assert row[-1].endswith('×') == (reached <= target) and (len(new) == 2 or reached <= target)  # the new run stops once it gets there
+    target = float(row[1])
+    assert target == pytest.approx(statistics.median(old_fids[-3:]), abs=1e-3)  # the old run's quality at its end
+    reached = float(new[-1][-1]) <= target
+    assert row[4].endswith('×') == reached and (len(new) == 4 or reached)  # the new run stops once its quality gets there
+    if reached:
+        assert row[3] == f'step {int(new[-1][1]):,}, {float(new[-1][2]):.1f} s'
+        old_s, new_s = float(row[2].split(', ')[1][:-2]), float(new[-1][2])  # both printed to 0.1 s
+        assert (old_s - 0.05) / (new_s + 0.05) - 0.01 <= float(row[4][:-1]) <= (old_s + 0.05) / max(new_s - 0.05, 0.01) + 0.01
+    assert row[5].startswith(f'{old_fids[-1]:.3f}, ')  # the single-measurement rule's target: the old run's last FID
     bad = subprocess.run([*cmd[:3], 'toy:64', *cmd[4:]], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert bad.returncode != 0 and 'fewer than --n 128' in bad.stderr
+    short = subprocess.run([*cmd[:-1], '5'], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert short.returncode != 0 and 'measures FID 4 times, fewer than --window 5' in short.stderr
 
 
 def test_toy_mix_curve_measures_g_and_its_average_every_few_epochs(tmp_path):
