@@ -93,6 +93,15 @@ def train_until(images:torch.Tensor, settings:set, epochs:int, fid, every:int, w
     return clock
 
 
+def at(reached) -> str:
+    "Where a run first reached the target, as the table prints it."
+    return f'step {reached[0]:,}, {reached[1]:.1f} s' if reached else 'not reached'
+
+def ratio(old_at, new_at, epochs:int) -> str:
+    "The old run's time to the target over the new run's, or why there is none."
+    return f'{old_at[1] / new_at[1]:.2f}×' if new_at else f'not reached in {epochs} epochs'
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', default='data/anime-faces-64.zip', help='the real faces: a folder, zip or hub dataset (default: data/anime-faces-64.zip)')
@@ -130,10 +139,6 @@ def main(argv=None):
     for seed, target, old_at, new_at, single, old_single, new_single in rows:
         print(f'| {seed} | {target:.3f} | {at(old_at)} | {at(new_at)} | {ratio(old_at, new_at, args.epochs)} '
               f'| {single:.3f}, {at(old_single)}, {at(new_single)}, {ratio(old_single, new_single, args.epochs)} |')
-
-
-def at(reached) -> str: return f'step {reached[0]:,}, {reached[1]:.1f} s' if reached else 'not reached'
-def ratio(old_at, new_at, epochs:int) -> str: return f'{old_at[1] / new_at[1]:.2f}×' if new_at else f'not reached in {epochs} epochs'
 
 
 if __name__ == '__main__': main()
