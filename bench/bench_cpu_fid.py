@@ -61,14 +61,14 @@ class FIDClock(Callback):
         self.records.append((learn.step, self.seconds, fid))
         median = quality([r[2] for r in self.records], self.window)
         print(f'  step {learn.step:5d}  {self.seconds:6.1f} s of training  FID {fid:.3f}  median of the last {self.window} {median:.3f}', flush=True)
-        if self.target is not None and len(self.records) >= self.window and median <= self.target: raise CancelFit
+        if self.target is not None and first_reached(self.records, self.target, self.window): raise CancelFit
         self.start = time.perf_counter()
 
 
 def first_reached(records:list, target:float, window:int=1):
-    "The first (step, seconds, quality) whose quality (median of `window` FIDs, full windows only) is at most `target`, or None."
+    "(step, seconds) of the first record whose quality (median of `window` FIDs, full windows only) is at most `target`, or None."
     fids = [r[2] for r in records]
-    return next(((step, seconds, quality(fids[:i + 1], window)) for i, (step, seconds, _) in enumerate(records)
+    return next(((step, seconds) for i, (step, seconds, _) in enumerate(records)
                  if i + 1 >= window and quality(fids[:i + 1], window) <= target), None)
 
 
