@@ -3,6 +3,7 @@
     python bench/bench_cpu_fid.py --data data/anime-faces-64.zip       # the CPU issue's run: 6 epochs of the old settings
     python bench/bench_cpu_fid.py --epochs 30 --every 156 --seeds 0 1   # the README's figures: 30 epochs, FID every epoch
     python bench/bench_cpu_fid.py --new channels-last ema bf16          # bfloat16 as well (fast only with AVX-512 BF16 or AMX)
+    python bench/bench_cpu_fid.py --new channels-last ema standing-stats bf16   # the average's own batch-norm statistics too
     python bench/bench_cpu_fid.py --data toy --epochs 1 --every 8 --n 256   # a quick check that it runs
 
 Both runs train the same DCGAN (width 32, 32×32, batch 64, Adam 2·10⁻⁴, β₁ 0.5) from the same seed on the same faces
@@ -37,6 +38,7 @@ from ganime_nb.metrics import TinyFeatures, extract_features, frechet_distance, 
 NEW = { # name -> what it changes against the old settings
     'channels-last': 'channels-last memory layout (`ganime train`\'s default on CPUs)',
     'ema': 'samples from a moving average of G\'s weights (--ema 0.999)',
+    'standing-stats': 'the average\'s batch-norm statistics measured on its own samples before it samples (--standing-stats; needs ema)',
     'bf16': 'bfloat16 autocast (--precision bf16; different rounding, fast only on CPUs with AVX-512 BF16 or AMX)',
     'batch-128': 'batches of 128 (--batch-size 128; half the steps per epoch, the same learning rate), FID every --every × 64 images',
 }
@@ -85,7 +87,7 @@ def fid_of(reference:torch.Tensor, n:int, size:int):
 def train_until(images:torch.Tensor, settings:set, epochs:int, fid, every:int, window:int, seed:int, target:float=None) -> FIDClock:
     "Train the benchmark's DCGAN with `settings` (a subset of NEW) and return its clock's records."
     seed_everything(seed)
-    method = DCGAN(size=images.shape[-1], width=32, ema=0.999 if 'ema' in settings else 0.0)
+    method = DCGAN(size=images.shape[-1], width=32, ema=0.999 if 'ema' in settings else 0.0, standing_stats='standing-stats' in settings)
     batch = 128 if 'batch-128' in settings else 64
     clock = FIDClock(fid, every * 64 // batch, window, target)  # measured after the same numbers of images whatever the batch
     cbs = [NaNGuardCB(), MixedPrecisionCB('bf16' if 'bf16' in settings else 'fp32'), clock] + [ChannelsLastCB()] * ('channels-last' in settings)
@@ -113,6 +115,7 @@ def main(argv=None):
     p.add_argument('--window', type=int, default=5, help='FIDs whose median is a run\'s quality (default: 5)')
     p.add_argument('--seeds', type=int, nargs='+', default=[0])
     args = p.parse_args(argv)
+    if 'standing-stats' in args.new and 'ema' not in args.new: p.error('--new standing-stats measures the moving average\'s statistics: add ema')
     real = load_images(args.data, args.size)
     if len(real) < args.n: p.error(f'{args.data} holds {len(real):,} images, fewer than --n {args.n:,}')
     measurements = -(-args.epochs * (len(real) // 64) // args.every)  # the old run's: every --every steps and after the last

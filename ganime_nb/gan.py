@@ -40,12 +40,14 @@ class GAN(Method):
                  label_smoothing:float=0.0, # one-sided: D's target for real images is 1 - this (losses with targets)
                  instance_noise:float=0.0, # std of noise added to D's inputs, annealed to 0 over training
                  ema:float=0.0, # decay of a moving average of G's weights that then makes every sample (0: off; 0.999 is usual)
+                 standing_stats:bool=False, # with ema: the average's batch-norm statistics measured on its own samples before it samples (BigGAN), not G's
                  augment:str='', # DiffAugment for small data: any of color, translation, cutout, comma-separated ('': none)
                  r1:float=0.0, # weight γ of the R1 penalty γ/2·‖∇D(x)‖² at real images, with any loss (0: off)
                  r1_every:int=1): # R1 at every n-th discriminator step only, weighted n times (lazy, as in StyleGAN2): cheaper
         super().__init__()
         store_attr()
         if not 0 <= ema < 1: raise GanimeError(f'ema must be in [0, 1); got {ema}')
+        if standing_stats and not ema: raise GanimeError('standing_stats measures the statistics of the moving average: it needs ema (e.g. 0.999)')
         if r1 < 0: raise GanimeError(f'r1 is the weight of a penalty and cannot be negative; got {r1}')
         if augment: parse_augmentations(augment)  # a clear error for an unknown name, before any work
         for name in ('latent', 'width', 'n_critic', 'r1_every'):  # checked before the networks are built, not where a zero-sized layer fails
@@ -71,8 +73,10 @@ class GAN(Method):
     def D(self) -> nn.Module: return self.models['discriminator']
     @property
     def sampler(self) -> nn.Module:
-        "The network that makes samples: the moving average of G's weights when `ema` is on, else G itself."
-        return self.models['generator_ema'] if self.ema else self.G
+        "The network that makes samples: the moving average of G's weights when `ema` is on (with `standing_stats`, its statistics measured first), else G itself."
+        if not self.ema: return self.G
+        if self.standing_stats: self.models['generator_ema'].measure_statistics(self.noise)
+        return self.models['generator_ema']
 
     def make_optimizer(self, params, lr:float) -> torch.optim.Optimizer:
         "Adam with the method's betas (fused into a few kernels on a GPU)."
@@ -188,6 +192,7 @@ class WeightAverage(nn.Module):
     def __init__(self, network:nn.Module, decay:float=0.999):
         super().__init__()
         self.average, self.decay, self.updates = copy.deepcopy(network).requires_grad_(False), decay, 0
+        self.measured_at = None # the update count when `measure_statistics` last ran
 
     @torch.no_grad()
     def update(self, network:nn.Module):
@@ -197,9 +202,23 @@ class WeightAverage(nn.Module):
         for mean, p in zip(self.average.parameters(), network.parameters()): mean.lerp_(p.detach(), 1 - decay)
         for mean, b in zip(self.average.buffers(), network.buffers()): mean.copy_(b)
 
+    @torch.no_grad()
+    def measure_statistics(self, inputs, batches:int=8, batch_size:int=256):
+        "Batch-norm statistics of the average's own activations on `batches` batches of `inputs(n, generator)` (BigGAN's standing statistics), once per update."
+        norms = [m for m in self.average.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms or self.measured_at == self.updates: return
+        momenta, was_training = [m.momentum for m in norms], self.average.training
+        for m in norms: m.reset_running_stats(); m.momentum = None  # None: an equal-weight average over the batches
+        noise = torch.Generator().manual_seed(0)  # a stream of its own: measuring never changes the training's random numbers
+        self.average.train()
+        for _ in range(batches): self.average(inputs(batch_size, noise))
+        self.average.train(was_training)
+        for m, momentum in zip(norms, momenta): m.momentum = momentum
+        self.measured_at = self.updates
+
     def forward(self, *args, **kwargs): return self.average(*args, **kwargs)
     def get_extra_state(self): return {'updates': self.updates}  # saved in the state dict: resume continues the warm-up
-    def set_extra_state(self, state): self.updates = state['updates']
+    def set_extra_state(self, state): self.updates, self.measured_at = state['updates'], None  # measured again after loading
 
 # %% ../nbs/20_gan.ipynb #c1482341
 AUGMENTATIONS = ('color', 'translation', 'cutout') # DiffAugment's three kinds, in the order they are applied

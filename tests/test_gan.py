@@ -141,6 +141,30 @@ def test_a_moving_average_of_the_generator_samples_and_resumes_exactly(tmp_path)
     assert torch.equal(loaded.sample(4, torch.Generator().manual_seed(0)), from_average)  # `ganime sample` draws from the average
 
 
+
+def test_standing_statistics_are_the_averages_own_and_leave_training_alone():
+    "With standing_stats the average measures its batch-norm statistics before it samples, and sampling mid-run changes nothing in training."
+    from ganime_nb.learner import Callback
+    class SampleEveryStep(Callback):
+        def after_step(self, learn): learn.method.sample(4, torch.Generator().manual_seed(1))  # a grid's fixed noise
+    def run(standing_stats, sampling):
+        seed_everything(0)
+        gan = DCGAN(size=32, width=4, latent=8, ema=0.9, standing_stats=standing_stats)
+        Learner(gan, Batches(toy_faces(64, 32).images, 16), cbs=[SampleEveryStep()] * sampling, device='cpu', seed=0).fit(2)
+        return gan
+    plain, measured = run(False, False), run(True, True)
+    assert _same_state(plain.G.state_dict(), measured.G.state_dict())  # the measurement draws its own random numbers
+    plain_stats, measured_stats = plain.models['generator_ema'].average, measured.models['generator_ema'].average
+    assert all(torch.equal(a.weight, b.weight) for a, b in zip(plain_stats.modules(), measured_stats.modules()) if isinstance(a, nn.BatchNorm2d))
+    norms = [m for m in measured_stats.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert not any(torch.allclose(m.running_mean, g.running_mean) for m, g in zip(norms, [m for m in measured.G.modules() if isinstance(m, nn.BatchNorm2d)]))
+    noise = torch.Generator().manual_seed(0)  # the first layer's statistics: the average's over 8 batches of 256 latents of its own stream
+    with torch.no_grad(): maps = [measured_stats[1](measured_stats[0](measured.noise(256, noise))) for _ in range(8)]
+    assert torch.allclose(norms[0].running_mean, torch.stack([m.mean((0, 2, 3)) for m in maps]).mean(0), atol=1e-5)
+    assert torch.allclose(norms[0].running_var, torch.stack([m.transpose(0, 1).flatten(1).var(1) for m in maps]).mean(0), atol=1e-4)
+    with pytest.raises(GanimeError, match='it needs ema'): DCGAN(size=32, width=4, standing_stats=True)
+
+
 def test_wgan_clips_the_critic():
     seed_everything(0)
     gan = WGAN(size=32, width=8, latent=16, lr=1e-2, clip=0.01)
@@ -329,6 +353,8 @@ def test_fid_benchmark_times_the_new_settings_to_the_old_runs_quality(tmp_path):
     assert bad.returncode != 0 and 'fewer than --n 128' in bad.stderr
     short = subprocess.run([*cmd[:-1], '5'], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert short.returncode != 0 and 'measures FID 4 times, fewer than --window 5' in short.stderr
+    alone = subprocess.run([*cmd, '--new', 'standing-stats'], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert alone.returncode != 0 and "statistics: add ema" in alone.stderr
 
 
 def test_toy_mix_curve_measures_g_and_its_average_every_few_epochs(tmp_path):
