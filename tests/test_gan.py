@@ -326,7 +326,8 @@ def test_cpu_benchmark_prints_a_ratio_per_variant(tmp_path):
     for r in rows:  # images/s times the arithmetic per image, and its share of the matrix product's rate
         assert float(r[4]) == pytest.approx(float(r[2]) * step_gflop / 64, abs=1.5)
     assert int(rows[0][5].rstrip('%')) == pytest.approx(100 * float(rows[0][4]) / fp32_rate, abs=2)
-    assert ceiling == pytest.approx(fp32_rate / float(rows[0][4]), rel=0.05)
+    printed = float(rows[0][4])  # GFLOP/s printed to the unit: tiny and rounded on a slow or busy CPU
+    assert fp32_rate / (printed + 0.5) * 0.99 <= ceiling <= fp32_rate / max(printed - 0.5, 0.01) * 1.01
 
 
 def test_fid_benchmark_times_the_new_settings_to_the_old_runs_quality(tmp_path):
