@@ -141,7 +141,6 @@ def test_a_moving_average_of_the_generator_samples_and_resumes_exactly(tmp_path)
     assert torch.equal(loaded.sample(4, torch.Generator().manual_seed(0)), from_average)  # `ganime sample` draws from the average
 
 
-
 def test_standing_statistics_are_the_averages_own_and_leave_training_alone():
     "With standing_stats the average measures its batch-norm statistics before it samples, and sampling mid-run changes nothing in training."
     from ganime_nb.learner import Callback
