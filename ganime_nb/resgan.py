@@ -121,7 +121,7 @@ class ResDiscriminator(nn.Module):
 class ResGAN(GAN):
     "Residual GAN (SNGAN-style): upsample+conv blocks in G, average-pool blocks in D, spectral norm, hinge loss."
     name = 'resgan'
-    toy_defaults = dict(size=32, width=8, lr=4e-4, lr_d=4e-4, ema=0.999, epochs=40) # `ganime train resgan --data toy`: see the command-line section
+    toy_defaults = dict(size=32, width=16, lr=4e-4, lr_d=4e-4, ema=0.999, standing_stats=True, epochs=40) # `ganime train resgan --data toy`: see the command-line section
     defaults = dict(latent=128, loss='hinge', lr=1e-4, lr_d=4e-4, beta1=0.0, beta2=0.9) # SNGAN's, with the two time-scale rule
     def __init__(self, spectral_norm:bool=True, # spectral normalisation in the discriminator
                  **options): # the options every GAN has: see `GAN`
