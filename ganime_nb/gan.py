@@ -194,11 +194,15 @@ class WeightAverage(nn.Module):
         self.average, self.decay, self.updates = copy.deepcopy(network).requires_grad_(False), decay, 0
         self.measured_at = None # the update count when `measure_statistics` last ran
 
+    def decay_at(self, update:int) -> float:
+        "The decay that update number `update` uses: warmed up as (1+n)/(10+n), at most `decay`."
+        return min(self.decay, (1 + update) / (10 + update))  # a Python number: no wait for the device
+
     @torch.no_grad()
     def update(self, network:nn.Module):
         "Move the average towards `network`'s weights, with the decay warmed up over the first updates."
         self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))  # a Python number: no wait for the device
+        decay = self.decay_at(self.updates)
         for mean, p in zip(self.average.parameters(), network.parameters()): mean.lerp_(p.detach(), 1 - decay)
         for mean, b in zip(self.average.buffers(), network.buffers()): mean.copy_(b)
 
