@@ -235,3 +235,33 @@ def test_the_offline_inception_message_names_the_command_line_option(monkeypatch
     from ganime_nb.metrics import InceptionFeatures
     monkeypatch.setitem(sys.modules, 'torch_fidelity.feature_extractor_inceptionv3', None)  # as if not installed
     with pytest.raises(GanimeError, match='--features tiny on the command line'): InceptionFeatures()
+
+
+def _foreign_checkpoint(path, **fields):
+    "A file with a ganime checkpoint's header and the given fields."
+    atomic_save({'format': 'ganime-checkpoint-2', 'config': {}, 'run': {}, 'epochs_done': 1, **fields}, path)
+    return path
+
+
+def test_a_checkpoint_can_never_make_ganime_import_code(ganime):
+    "A checkpoint naming an unregistered method and a module beside it: one line, and the module never runs."
+    (ganime.cwd / 'evilmod.py').write_text("open('pwned', 'w').write('ran')\n")
+    _foreign_checkpoint(ganime.cwd / 'evil.pt', method='evil', module='evilmod')
+    _foreign_checkpoint(ganime.cwd / 'zen.pt', method='zen', module='this')
+    _foreign_checkpoint(ganime.cwd / 'gone.pt', method='gone', module='no_such_module_anywhere')
+    for name in ('evil', 'zen', 'gone'):
+        for args in (['sample', f'{name}.pt'], ['eval', f'{name}.pt', '--features', 'tiny']):
+            run = ganime(*args, env={'PYTHONPATH': str(ganime.cwd)}, check=2)
+            assert f"unknown method '{name}'" in run.stderr and run.stderr.count('\n') == 1, run.stderr
+            assert 'Beautiful is better' not in run.stdout, run.stdout  # the Zen of Python: `import this` ran
+    assert not (ganime.cwd / 'pwned').exists()
+
+
+def test_a_method_registered_in_your_own_code_loads_from_its_checkpoint(tmp_path):
+    from ganime_nb.learner import TinyAutoencoder, load_method, register_method, get_method
+    from ganime_nb.core import GanimeError
+    path = _foreign_checkpoint(tmp_path / 'mine.pt', method='tiny-ae', config=dict(size=16, latent=4),
+                               models={k: m.state_dict() for k, m in TinyAutoencoder(16, 4).models.items()})
+    with pytest.raises(GanimeError, match="unknown method 'tiny-ae'"): load_method(path)
+    register_method(TinyAutoencoder)
+    assert isinstance(load_method(path, 'cpu'), TinyAutoencoder) and get_method('tiny-ae') is TinyAutoencoder
