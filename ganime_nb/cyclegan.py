@@ -19,10 +19,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch, store_attr
-from torchvision.utils import save_image
 
 from .core import GanimeError, from_uint8, writable_folder
-from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, to_unit, toy_faces, zip_items
+from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, save_images, toy_faces, zip_items
 from .metrics import hair_colour_distance, hair_colour_mix, read_hair_colours
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
 from .callbacks import LinearDecayCB, decay_factor
@@ -387,7 +386,7 @@ def _check_output_folder(input:Path, out:Path):
     "A one-line error if translations written into `out` could land among, or on, the inputs under `input`."
     if input.is_dir() and (out.resolve() == input.resolve() or input.resolve() in out.resolve().parents):
         raise GanimeError(f'--out {out} is inside the input folder {input}: the translations would mix with the inputs; choose another folder')
-    writable_folder(out)
+    writable_folder(out, create=False)  # made when the first translation is written: a failed start leaves no empty folder
 
 def _output_names(files:list, root:Path) -> list:
     "Output PNG paths relative to the output folder: the input's name with .png, or its full name + .png where two inputs would clash."
@@ -429,8 +428,7 @@ def translate_folder(model, # a trained `CycleGAN`, or the path of its checkpoin
     if decoded:
         translations = model.translate_batches(torch.stack([img for img, _ in decoded]), direction, batch_size)
         for y, (_, path) in zip(translations, decoded):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_image(to_unit(y), path)
+            save_images(y[None], path)
             report.written.append(path)
     return report
 
