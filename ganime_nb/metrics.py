@@ -22,9 +22,10 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import store_attr
 
-from .core import GanimeError, atomic_save, atomic_write, forked_rng, from_uint8, pick_device, to_uint8, writable_file
+from .core import GanimeError, atomic_append, atomic_save, atomic_write, forked_rng, from_uint8, pick_device, to_uint8, writable_file
 from .data import TOY_ATTRIBUTES, ImageSet, Batches, default_data_dir, hair_palette, load_images, toy_faces
 from .learner import Callback, Learner, Method, eval_mode, load_method, read_checkpoint
+from .callbacks import drop_records_after
 
 # %% ../nbs/05_metrics.ipynb #6eb351f8
 def rgb_uint8(images:torch.Tensor) -> torch.Tensor:
@@ -428,7 +429,7 @@ def _json_ready(record:dict) -> dict:
 
 class MetricsCB(Callback):
     "Every `every` epochs, measure `n` samples from fixed noise against a reference set; print and keep the numbers."
-    order = 25
+    order = -3 # before CheckpointCB: an epoch the checkpoint counts as done has its numbers on disk
     def __init__(self, reference=None, # real images (ImageSet or uint8); default: the first `n` training images
                  n:int=1000, # samples measured each time (a fixed budget: FID depends on it)
                  every:int=1, # measure after every this many epochs (and after the last)
@@ -444,6 +445,11 @@ class MetricsCB(Callback):
         reference = self.reference if self.reference is not None else learn.data.images[:self.n].cpu()
         # every process prepares (the attribute classifier trains through a Learner, collectives included); only the main one measures
         self.evaluator = Evaluator(reference, self.features, device=learn.device, seed=self.seed, **self.kwargs).prepare()
+        self.first = True
+
+    def before_epoch(self, learn):
+        if self.folder and learn.is_main and self.first: drop_records_after(self.folder / 'metrics.jsonl', learn.epochs_done)
+        self.first = False  # once, after a resume has loaded its checkpoint: numbers of epochs a killed run did not save go
 
     @torch.no_grad()
     def samples(self, learn) -> torch.Tensor:
@@ -458,9 +464,7 @@ class MetricsCB(Callback):
         self.records.append(record)
         print(f"epoch {record['epoch']} metrics: " + '  '.join(f'{_COLUMNS[k][0]} {_COLUMNS[k][1].format(record[k])}'
                                                                 for k in _COLUMNS if k in record), flush=True)
-        if self.folder:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with open(self.folder / 'metrics.jsonl', 'a') as f: f.write(json.dumps(_json_ready(record)) + '\n')
+        if self.folder: atomic_append(self.folder / 'metrics.jsonl', json.dumps(_json_ready(record)))
 
 # %% ../nbs/05_metrics.ipynb #4da5af3e
 def add_eval_arguments(parser):
@@ -489,11 +493,14 @@ def run_eval(args):
     if args.n < 2 or (args.reference is not None and args.reference < 2): raise GanimeError('-n and --reference must be at least 2')
     for name in ('batch_size', 'k'):
         if getattr(args, name) < 1: raise GanimeError(f'--{name.replace("_", "-")} must be at least 1; got {getattr(args, name)}')
+    if args.k >= min(args.n, args.reference or args.n):
+        raise GanimeError(f'--k {args.k} neighbours need more than {args.k} samples and real images: lower --k or raise -n')
     if args.json: writable_file(args.json, what='--json')
     device = None if args.device == 'auto' else args.device
     state = read_checkpoint(args.checkpoint)
     method = load_method(args.checkpoint, device)
     reference, source = _reference_set(args, state)
+    if len(reference) <= args.k: raise GanimeError(f'--k {args.k} neighbours need more than {args.k} real images; {source} has {len(reference)}')
     evaluator = Evaluator(reference, args.features, k=args.k, coverage=args.coverage, detect=args.detect,
                           batch_size=args.batch_size, device=device, seed=args.seed)
     g = torch.Generator().manual_seed(args.seed)
@@ -504,7 +511,8 @@ def run_eval(args):
     print(f"{args.checkpoint} ({state['method']}, {epochs} epoch{'s' * (epochs != 1)}): {len(samples):,} samples vs "
           f"{len(reference):,} real images from {source}; {args.features} features")
     print(metrics_table({state['method']: results}))
-    if args.json: Path(args.json).write_text(json.dumps(_json_ready(dict(checkpoint=str(args.checkpoint), data=source, features=args.features, **results)), indent=1))
+    record = _json_ready(dict(checkpoint=str(args.checkpoint), data=source, features=args.features, **results))
+    if args.json: atomic_write(args.json, lambda f: f.write(json.dumps(record, indent=1).encode()))
 
 def cli_commands() -> dict:
     "The commands this module adds to `ganime`."
