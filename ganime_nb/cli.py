@@ -6,18 +6,18 @@ Docs: https://ganime-course.github.io/ganime/cli.html.md"""
 
 # %% auto #0
 __all__ = ['MIX_SAMPLES', 'signature_options', 'method_options', 'train_options', 'build_parser', 'method_config', 'run_train',
-           'run_sample', 'run_data', 'run_methods', 'main']
+           'run_sample', 'run_data', 'run_methods', 'Terminated', 'main']
 
 # %% ../nbs/04_cli.ipynb #81dbab69
-import argparse, inspect, math, sys
+import argparse, inspect, math, signal, sys, threading
 from pathlib import Path
 
 import torch
 from fastcore.docments import docments
 
-from .core import GanimeError, cpu_has_amx, seed_everything, writable_file
+from .core import GanimeError, cpu_has_amx, seed_everything, to_uint8, writable_image
 from .data import is_toy_source, load_images, save_images
-from .learner import written_by, available_methods, eval_mode, get_method, load_method, read_checkpoint, resume_changes
+from .learner import written_by, available_methods, check_options, eval_mode, get_method, load_method, read_checkpoint, resume_changes
 from .callbacks import run_defaults, train
 # the command line sits above every lesson: importing their modules registers their methods and commands
 from . import ae, vae, dcgan, wgan, resgan, cyclegan, metrics
@@ -80,13 +80,13 @@ def build_parser(method_name:str=None) -> argparse.ArgumentParser:
     s = sub.add_parser('sample', help='make a grid of new images from a checkpoint')
     s.add_argument('checkpoint')
     s.add_argument('-n', type=int, default=64, help='how many images (default: 64)')
-    s.add_argument('--out', default='samples.png', help='PNG file to write (default: samples.png)')
+    s.add_argument('--out', default='samples.png', help='image file to write, .png or .jpg (default: samples.png)')
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--device', default='auto')
     s.set_defaults(run=run_sample)
     d = sub.add_parser('data', help='load, clean and cache a data source; print what was kept and skipped')
     d.add_argument('source', help='toy, toy-photo, a folder, a zip, or a hub dataset')
-    d.add_argument('--size', type=int, default=64)
+    d.add_argument('--size', type=int, default=64, help='width and height of the cached images (default: 64)')
     d.add_argument('--gray', action='store_true')
     d.add_argument('--limit', type=int)
     d.add_argument('--preview', help='also save a grid of the first 64 images to this PNG file')
@@ -107,6 +107,7 @@ def _given(args, names) -> dict:
 
 def method_config(cls, data, given:dict, gray:bool=False, saved:dict=None) -> dict:
     "A method's constructor arguments: those `given`, else the `saved` run's (checked against them), else its defaults for `data`."
+    check_options(given)  # before the saved run or the defaults are even looked at
     if saved is not None:
         resume_changes(saved, given, where=f'the saved {cls.name} run')
         return {**saved, **given}
@@ -159,14 +160,17 @@ def run_train(args):
 def run_sample(args):
     "Write a grid of new images from a checkpoint."
     if args.n < 1: raise GanimeError(f'-n must be at least 1; got {args.n}')
-    writable_file(args.out)
-    method = load_method(args.checkpoint, None if args.device == 'auto' else args.device)
-    with torch.no_grad(): images = method.sample(args.n, torch.Generator().manual_seed(args.seed))
+    writable_image(args.out)
+    method = load_method(args.checkpoint, args.device)
+    g, batch = torch.Generator().manual_seed(args.seed), 256
+    with torch.no_grad():  # a batch at a time, kept as bytes: memory grows with the images, not with their float copies
+        images = torch.cat([to_uint8(method.sample(min(batch, args.n - i), g)).cpu() for i in range(0, args.n, batch)])
     print(f'wrote {save_images(images, args.out, nrow=math.ceil(math.sqrt(args.n)))} ({args.n} images from {args.checkpoint})')
 
 def run_data(args):
     "Load, clean and cache a data source, and report."
-    if args.preview: writable_file(args.preview, what='--preview')
+    if args.size < 1: raise GanimeError(f'--size must be at least 1; got {args.size}')
+    if args.preview: writable_image(args.preview, what='--preview')
     if args.limit is not None and args.limit < 1: raise GanimeError(f'--limit must be at least 1; got {args.limit}')
     ims = load_images(args.source, args.size, gray=args.gray, limit=args.limit)
     print(ims)
@@ -188,9 +192,16 @@ def _method_name(argv) -> str:
         else: peek.add_argument('--' + name.replace('_', '-'))
     return peek.parse_known_args(argv[1:])[0].method
 
+class Terminated(KeyboardInterrupt):
+    "The process was asked to stop (SIGTERM): handled like Ctrl-C, so that finished epochs are kept and it says so."
+
+def _terminate(signum, frame): raise Terminated()
+
 def main(argv=None) -> int:
     "Entry point of the `ganime` command."
     argv = sys.argv[1:] if argv is None else list(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where Python lets a program handle signals
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None  # as `kill` or a job scheduler sends it
     try:
         args = build_parser(_method_name(argv)).parse_args(argv)
         args.run(args)
@@ -198,9 +209,12 @@ def main(argv=None) -> int:
     except GanimeError as e:
         print(f'ganime: error: {e}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print('ganime: interrupted. Finished epochs are saved: continue with --resume', file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        stopped = 'stopped (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'
+        print(f'ganime: {stopped}. Finished epochs are saved: continue with --resume', file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    finally:
+        if in_main_thread: signal.signal(signal.SIGTERM, previous)
 
 # %% ../nbs/04_cli.ipynb #b13dcd0d
 if __name__ == '__main__': sys.exit(main())
