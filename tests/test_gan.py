@@ -284,7 +284,7 @@ def test_cli_bad_options(capsys):
     assert main(['train', 'wgan', *TINY, '--upsample', 'bilinear']) == 2
     assert 'unknown upsampling' in capsys.readouterr().err
     assert main(['train', 'dcgan', *TINY, '--r1', '-1']) == 2
-    assert 'cannot be negative' in capsys.readouterr().err
+    assert 'r1 must be zero or positive; got -1.0' in capsys.readouterr().err
     assert main(['train', 'dcgan', *TINY, '--r1', '1', '--r1-every', '0']) == 2
     assert 'r1_every must be at least 1' in capsys.readouterr().err
 
