@@ -7,8 +7,8 @@ Docs: https://ganime-course.github.io/ganime/callbacks.html.md"""
 # %% auto #0
 __all__ = ['PRECISIONS', 'RUN_OPTIONS', 'SAFE_ON_RESUME', 'CheckpointCB', 'NaNGuardCB', 'auto_precision', 'MixedPrecisionCB',
            'ChannelsLastCB', 'CompileCB', 'SyncBatchNormCB', 'ProgressCB', 'SampleGridCB', 'plot_losses', 'LossLogCB',
-           'drop_records_after', 'decay_factor', 'LinearDecayCB', 'TimeBudgetCB', 'live_cpu_runs', 'ShareCPUCB',
-           'default_callbacks', 'run_defaults', 'run_options', 'train']
+           'drop_records_after', 'decay_factor', 'LinearDecayCB', 'TimeBudgetCB', 'process_start', 'live_cpu_runs',
+           'share_cpu_default', 'ShareCPUCB', 'default_callbacks', 'run_defaults', 'run_options', 'train']
 
 # %% ../nbs/03_callbacks.ipynb #0739819d
 import json, math, os, sys, tempfile, time
@@ -301,14 +301,25 @@ class TimeBudgetCB(Callback):
 # %% ../nbs/03_callbacks.ipynb #5f25c313
 def _cpu_runs_folder() -> Path: return Path(tempfile.gettempdir()) / 'ganime-cpu-runs'
 
+def process_start(pid:int) -> str:
+    "When process `pid` started, in the system's clock ticks ('' where there is no /proc): a reused process number has another."
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[19]  # field 22; the name before ')' may hold spaces
+    except (OSError, IndexError): return ''
+
 def live_cpu_runs(folder=None) -> int:
-    "How many registered CPU trainings are still running (the files of ended ones are removed)."
+    "How many registered CPU trainings are still running (the files of ended ones, and of reused process numbers, are removed)."
     folder = Path(folder or _cpu_runs_folder())
     alive = 0
     for f in folder.glob('*'):
-        if f.name.isdigit() and process_alive(int(f.name)): alive += 1
+        try: same = f.name.isdigit() and process_alive(int(f.name)) and f.read_text() == process_start(int(f.name))
+        except OSError: same = False  # removed by its run meanwhile
+        if same: alive += 1
         else: f.unlink(missing_ok=True)
     return alive
+
+def share_cpu_default() -> bool:
+    "Whether trainings share a CPU's cores unless told: $GANIME_SHARE_CPU (0 or 1), else on, but in nbdev-test."
+    return os.environ.get('GANIME_SHARE_CPU', '0' if os.environ.get('IN_TEST') else '1') != '0'  # lessons compare runs bit for bit
 
 class ShareCPUCB(Callback):
     "On a CPU, use an equal share of this run's threads while other registered trainings run, all of them when alone."
@@ -322,7 +333,7 @@ class ShareCPUCB(Callback):
         if not self.active: return
         self.threads, self.checked = torch.get_num_threads(), 0.0
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / str(os.getpid())).touch()
+        (self.folder / str(os.getpid())).write_text(process_start(os.getpid()))
 
     def before_step(self, learn):
         if not self.active or time.monotonic() - self.checked < self.seconds: return
@@ -387,7 +398,7 @@ def train(method:Method, # the method to train (build it after `seed_everything`
           limit:int=None, # use at most this many images
           gray:bool=None, # train on greyscale images
           samples:int=64, # images in each epoch's sample grid
-          share_cpu:bool=None, # on a CPU, share its cores equally with other ganime trainings running at the same time (default: on, but in nbdev-test)
+          share_cpu:bool=None, # on a CPU, share its cores equally with other ganime trainings running at the same time (default: on; off with GANIME_SHARE_CPU=0 and in nbdev-test)
           minutes:float=None, # stop after the epoch that leaves too little of this many minutes for another (None: no limit)
           cbs=()) -> Learner:
     "Load data, train `method` with the default callbacks, and return the `Learner`; options left out (None) take the method's defaults, or the saved run's when resuming."
@@ -408,7 +419,7 @@ def train(method:Method, # the method to train (build it after `seed_everything`
         batches = method.load_data(run['data'], run['size'], run['batch_size'], learn_device, seed=run['seed'], limit=run['limit'], gray=run['gray'])
         if ctx.world_size > 1 and ctx.rank == 0: dist.barrier()
         if channels_last is None: channels_last = learn_device.type in ('cpu', 'cuda')  # 1.2-1.3× for the toy GANs on 2 CPU cores
-        if share_cpu is None: share_cpu = not os.environ.get('IN_TEST')  # lessons compare runs bit for bit, two notebooks at a time
+        if share_cpu is None: share_cpu = share_cpu_default()
         callbacks = default_callbacks(out, resume, run['precision'], channels_last, compile, sync_bn, samples, share_cpu)
         learn = Learner(method, batches, [*callbacks, *budget, *cbs], device=learn_device, seed=run['seed'], run=run)
         learn.changes = changes

@@ -4,6 +4,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests compare runs bit for bit, so no run changes its thread count for another process on the machine (a test that
+# checks the sharing turns it back on).
+os.environ['GANIME_SHARE_CPU'] = '0'
+
 
 def run_ganime(*args, cwd, env=None, check=None, timeout=600):
     "Run `python -m ganime_nb.cli ARGS` in `cwd`; returns the CompletedProcess (text stdout/stderr)."

@@ -244,11 +244,12 @@ def test_auto_precision_is_bf16_only_where_the_gpu_computes_it(monkeypatch):
 
 
 def test_a_cpu_training_shares_the_cores_with_another_one_and_takes_them_back(tmp_path, monkeypatch):
-    from ganime_nb.callbacks import ShareCPUCB, _cpu_runs_folder
+    from ganime_nb.callbacks import ShareCPUCB, _cpu_runs_folder, process_start
     monkeypatch.delenv('IN_TEST', raising=False)
+    monkeypatch.delenv('GANIME_SHARE_CPU', raising=False)  # the tests' default is off (conftest)
     other = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])  # another training, as the count sees it
     (_cpu_runs_folder()).mkdir(parents=True, exist_ok=True)
-    (_cpu_runs_folder() / str(other.pid)).touch()
+    (_cpu_runs_folder() / str(other.pid)).write_text(process_start(other.pid))
     seen, before = [], torch.get_num_threads()
     class Watch(Callback):
         def after_step(self, learn): seen.append(torch.get_num_threads())
@@ -258,3 +259,14 @@ def test_a_cpu_training_shares_the_cores_with_another_one_and_takes_them_back(tm
     assert set(seen) == {max(1, before // 2)} and torch.get_num_threads() == before
     monkeypatch.setenv('IN_TEST', '1')  # nbdev-test: the lessons' runs keep all their threads
     assert not any(isinstance(cb, ShareCPUCB) for cb in _train(tmp_path / 'lesson', 1).cbs)
+    monkeypatch.setenv('GANIME_SHARE_CPU', '1')  # unless told
+    assert any(isinstance(cb, ShareCPUCB) for cb in _train(tmp_path / 'told', 1).cbs)
+
+
+@pytest.mark.skipif(not Path('/proc/self/stat').exists(), reason='process start times come from /proc')
+def test_a_reused_process_number_is_not_counted_as_a_training(tmp_path):
+    from ganime_nb.callbacks import live_cpu_runs, process_start
+    assert process_start(os.getpid()) == process_start(os.getpid()) != '' and process_start(2**22 + 7) == ''
+    (tmp_path / str(os.getpid())).write_text(process_start(os.getpid()))  # this process, registered
+    (tmp_path / str(os.getppid())).write_text('0')  # alive, but not the process that registered under its number
+    assert live_cpu_runs(tmp_path) == 1 and [f.name for f in tmp_path.iterdir()] == [str(os.getpid())]
