@@ -6,9 +6,10 @@ Docs: https://ganime-course.github.io/ganime/cyclegan.html.md"""
 
 # %% auto #0
 __all__ = ['padded_conv', 'image_norm', 'conv_norm_relu', 'ResidualBlock', 'ResnetGenerator', 'PatchDiscriminator', 'patch_size',
-           'ImagePool', 'EmbeddingDiscriminator', 'noisy_real', 'domain_sources', 'UnpairedBatches', 'unpaired_batches',
-           'CycleGAN', 'TranslateReport', 'load_cyclegan', 'translate_folder', 'run_translate', 'cli_commands',
-           'selfie2anime_source']
+           'ImagePool', 'EmbeddingDiscriminator', 'noisy_real', 'ClassActivationMap', 'layer_instance_norm', 'AdaLIN',
+           'LIN', 'AdaLINBlock', 'AttentionGenerator', 'AttentionDiscriminator', 'domain_sources', 'UnpairedBatches',
+           'unpaired_batches', 'CycleGAN', 'scores_of', 'attention_loss', 'TranslateReport', 'load_cyclegan',
+           'translate_folder', 'run_translate', 'cli_commands', 'selfie2anime_source']
 
 # %% ../nbs/30_cyclegan.ipynb #ad974cba
 import math, os
@@ -138,6 +139,86 @@ def noisy_real(scores:torch.Tensor, noise:float) -> torch.Tensor:
     "Real scores shifted up by u ~ U(0, noise) each: least squares toward 1 then aims at a target 1 - u."
     return scores + noise * torch.rand_like(scores, dtype=torch.float32) if noise else scores
 
+# %% ../nbs/30_cyclegan.ipynb #4ec0e45d
+class ClassActivationMap(nn.Module):
+    "U-GAT-IT's attention: a domain classifier on pooled features, whose weights then weigh the channels; returns (features, logits)."
+    def __init__(self, channels:int, activation:nn.Module):
+        super().__init__()
+        self.avg_fc, self.max_fc = nn.Linear(channels, 1, bias=False), nn.Linear(channels, 1, bias=False)
+        self.merge = nn.Sequential(nn.Conv2d(2 * channels, channels, 1), activation)
+
+    def forward(self, h):
+        logits = torch.cat([self.avg_fc(h.mean((2, 3))), self.max_fc(h.amax((2, 3)))], 1)  # (N, 2): "from the source domain?", twice
+        weighted = torch.cat([h * self.avg_fc.weight[..., None, None], h * self.max_fc.weight[..., None, None]], 1)
+        return self.merge(weighted), logits
+
+def layer_instance_norm(x:torch.Tensor, rho:torch.Tensor) -> torch.Tensor:
+    "ρ·(x normalised per channel) + (1 - ρ)·(x normalised over all channels), ρ clipped to [0, 1]."
+    rho = rho.clamp(0, 1)
+    return rho * F.instance_norm(x) + (1 - rho) * F.layer_norm(x, x.shape[1:])
+
+class AdaLIN(nn.Module):
+    "Adaptive layer-instance norm: `layer_instance_norm` with a learnt ρ per channel, scaled and shifted by a γ and β per image."
+    def __init__(self, channels:int, rho:float=0.9):
+        super().__init__()
+        self.rho = nn.Parameter(torch.full((1, channels, 1, 1), rho))
+    def forward(self, x, gamma, beta): return layer_instance_norm(x, self.rho) * gamma[..., None, None] + beta[..., None, None]
+
+class LIN(nn.Module):
+    "Layer-instance norm with a learnt ρ, γ and β per channel (U-GAT-IT's upsampling norm; ρ starts at 0, layer norm)."
+    def __init__(self, channels:int):
+        super().__init__()
+        self.rho, self.gamma, self.beta = (nn.Parameter(torch.full((1, channels, 1, 1), v)) for v in (0.0, 1.0, 0.0))
+    def forward(self, x): return layer_instance_norm(x, self.rho) * self.gamma + self.beta
+
+class AdaLINBlock(nn.Module):
+    "A residual block whose norms take their scale and shift from the image: x + (conv, AdaLIN, ReLU, conv, AdaLIN)(x)."
+    def __init__(self, channels:int, kernel:int=3):
+        super().__init__()
+        self.conv1, self.conv2 = padded_conv(channels, channels, kernel), padded_conv(channels, channels, kernel)
+        self.norm1, self.norm2 = AdaLIN(channels), AdaLIN(channels)
+    def forward(self, x, gamma, beta):
+        h = F.relu(self.norm1(self.conv1(x), gamma, beta))
+        return x + self.norm2(self.conv2(h), gamma, beta)
+
+# %% ../nbs/30_cyclegan.ipynb #7d43a6ba
+class AttentionGenerator(nn.Module):
+    "U-GAT-IT's generator: `ResnetGenerator`'s encoder, then attention, AdaLIN residual blocks and LIN upsampling."
+    def __init__(self, channels:int=3, width:int=64, res_blocks:int=6, kernel:int=3, norm:str='instance'):
+        super().__init__()
+        w1, w2, w4 = width, 2 * width, 4 * width
+        half = res_blocks // 2  # as many blocks as `ResnetGenerator`, half of them adaptive
+        self.encoder = ResnetGenerator(channels, width, res_blocks, kernel, norm).encoder[:3 + half]
+        self.attention = ClassActivationMap(w4, nn.ReLU(inplace=True))
+        self.style = nn.Sequential(nn.Linear(w4, w4), nn.ReLU(inplace=True), nn.Linear(w4, w4), nn.ReLU(inplace=True))
+        self.gamma, self.beta = nn.Linear(w4, w4), nn.Linear(w4, w4)  # one scale and shift per channel, from the pooled features
+        self.blocks = nn.ModuleList([AdaLINBlock(w4, kernel) for _ in range(res_blocks - half)])
+        self.upsample = nn.Sequential(nn.Upsample(scale_factor=2), padded_conv(w4, w2, kernel), LIN(w2), nn.ReLU(inplace=True),
+                                      nn.Upsample(scale_factor=2), padded_conv(w2, w1, kernel), LIN(w1), nn.ReLU(inplace=True),
+                                      padded_conv(w1, channels, 7), nn.Tanh())
+
+    def encode(self, x): return self.encoder(x)
+    def decode(self, h, with_logits:bool=False):
+        "The image from the middle activations; with its attention's logits (N, 2) if `with_logits`."
+        h, logits = self.attention(h)
+        style = self.style(h.mean((2, 3)))
+        gamma, beta = self.gamma(style), self.beta(style)
+        for block in self.blocks: h = block(h, gamma, beta)
+        image = self.upsample(h)
+        return (image, logits) if with_logits else image
+    def forward(self, x, with_logits:bool=False): return self.decode(self.encode(x), with_logits)
+
+class AttentionDiscriminator(nn.Module):
+    "`PatchDiscriminator` with U-GAT-IT's attention before its last layer: image -> (patch scores, attention logits (N, 2))."
+    def __init__(self, channels:int=3, width:int=64, layers:int=3, norm:str='instance'):
+        super().__init__()
+        *trunk, last = PatchDiscriminator(channels, width, layers, norm)
+        self.trunk, self.score = nn.Sequential(*trunk), last
+        self.attention = ClassActivationMap(last.in_channels, nn.LeakyReLU(0.2, inplace=True))
+    def forward(self, x):
+        h, logits = self.attention(self.trunk(x))
+        return self.score(h), logits
+
 # %% ../nbs/30_cyclegan.ipynb #9ac57152
 def _train_folders(path:Path) -> tuple:
     "trainA and trainB inside a folder or one level down, or None."
@@ -211,6 +292,9 @@ class CycleGAN(Method):
                  cycle_weight:float=10.0, # weight of the cycle-consistency L1 loss
                  identity_weight:float=5.0, # weight of the identity L1 loss (0: off)
                  embed_weight:float=0.0, # weight of the embedding discriminator's loss (XGAN; 0: off)
+                 attention:bool=False, # U-GAT-IT's attention (CAM) in all four networks and AdaLIN in the generators
+                 cam_weight:float=1000.0, # weight of the generators' attention-classifier loss (with attention; the paper's 1,000)
+                 global_disc:bool=False, # a second discriminator per domain that sees the whole image (U-GAT-IT's multi-scale pair)
                  label_noise:float=0.0, # real targets drawn from [1 - label_noise, 1] (0.2 was reported to help faces ↔ anime)
                  pool_size:int=50, # generated images kept for the discriminators (0: off)
                  augment:str='', # DiffAugment for small data: any of color, translation, cutout, comma-separated, on all the discriminators see ('': none)
@@ -221,10 +305,11 @@ class CycleGAN(Method):
         store_attr()
         self.gan_loss = get_loss(loss)  # a clear error for an unknown name
         self._check()
-        self.models['g_ab'] = ResnetGenerator(channels, width, res_blocks, gen_kernel, norm)
-        self.models['g_ba'] = ResnetGenerator(channels, width, res_blocks, gen_kernel, norm)
-        self.models['d_a'] = PatchDiscriminator(channels, disc_width, disc_layers, norm)
-        self.models['d_b'] = PatchDiscriminator(channels, disc_width, disc_layers, norm)
+        Generator, Discriminator = (AttentionGenerator, AttentionDiscriminator) if attention else (ResnetGenerator, PatchDiscriminator)
+        for g in _DIRECTIONS.values(): self.models[g] = Generator(channels, width, res_blocks, gen_kernel, norm)
+        for d in ('d_a', 'd_b'): self.models[d] = Discriminator(channels, disc_width, disc_layers, norm)
+        if global_disc:  # patches as wide as the image: the whole face's shape is judged, not only its textures
+            for d in ('d_a', 'd_b'): self.models[f'{d}_global'] = Discriminator(channels, disc_width, self.global_layers, norm)
         if embed_weight: self.models['d_embed'] = EmbeddingDiscriminator(4 * width)
         if ema: self.models.update({f'{g}_ema': WeightAverage(self.models[g], ema) for g in _DIRECTIONS.values()})
         self.pools = {'a': ImagePool(pool_size), 'b': ImagePool(pool_size)}
@@ -235,12 +320,17 @@ class CycleGAN(Method):
             raise GanimeError(f'{self.disc_layers} discriminator layers are too many for {self.size}×{self.size} images: use --disc-layers {max(1, int(math.log2(self.size / 3)))}')
         _check_kernel(self.gen_kernel)
         image_norm(self.norm, 1)  # a clear error for an unknown name, before any network is built
+        if self.attention and not self.gan_loss.targets:
+            raise GanimeError(f'attention scores its logits as real or fake, which the {self.loss} loss has no targets for: use lsgan')
         if self.label_noise and not self.gan_loss.targets:
             raise GanimeError(f'the {self.loss} loss has no real/fake targets, so --label-noise does not apply to it')
         if not 0 <= self.label_noise < 1: raise GanimeError(f'label noise must be in [0, 1), got {self.label_noise}')
         if not 0 <= self.decay_start <= 1: raise GanimeError(f'decay start is a fraction of training, in [0, 1]; got {self.decay_start}')
         if not 0 <= self.ema < 1: raise GanimeError(f'ema must be in [0, 1); got {self.ema}')
         if self.augment: parse_augmentations(self.augment)  # a clear error for an unknown name, before any work
+
+    @property
+    def global_layers(self) -> int: return int(math.log2(self.size // 4)) # stride-2 layers of a global discriminator: 4×4 scores or fewer, each seeing the whole image
 
     def configure_optimizers(self):
         gens = [*self.models['g_ab'].parameters(), *self.models['g_ba'].parameters()]
@@ -260,20 +350,47 @@ def seen_by_discriminator(self:CycleGAN, images:torch.Tensor) -> torch.Tensor:
     return diff_augment(images, self.augment)
 
 @patch
+def judges(self:CycleGAN, domain:str) -> list:
+    "The discriminators of domain 'a' or 'b': the patch one, and the global one if there is one."
+    return [m for k, m in self.models.items() if k in (f'd_{domain}', f'd_{domain}_global')]
+
+def scores_of(discriminator:nn.Module, images:torch.Tensor) -> list:
+    "Every realness score a discriminator gives: its patch scores, and its attention logits if it has attention."
+    out = discriminator(images)
+    return list(out) if isinstance(out, tuple) else [out]
+
+@patch
+def adversarial_loss(self:CycleGAN, domain:str, fakes:torch.Tensor) -> torch.Tensor:
+    "The generators' adversarial loss on translations into `domain`, summed over its discriminators and their scores."
+    seen = self.seen_by_discriminator(fakes)
+    return sum(self.gan_loss.g_loss(s) for d in self.judges(domain) for s in scores_of(d, seen))
+
+def attention_loss(own:torch.Tensor, other:torch.Tensor) -> torch.Tensor:
+    "A generator's attention classifier: logits of its own source domain's images toward 1, of the other domain's toward 0."
+    own, other = own.float(), other.float()
+    return (F.binary_cross_entropy_with_logits(own, torch.ones_like(own))
+            + F.binary_cross_entropy_with_logits(other, torch.zeros_like(other)))
+
+@patch
 def generator_loss(self:CycleGAN, a:torch.Tensor, b:torch.Tensor) -> tuple: # (total loss, parts to log, (G(a), F(b)), middles or None)
     "The generators' objective on a batch from each domain; also returns the translations (and middle activations, for the embedding loss)."
-    g_ab, g_ba, d_a, d_b = (self.models[k] for k in ('g_ab', 'g_ba', 'd_a', 'd_b'))
+    g_ab, g_ba = self.models['g_ab'], self.models['g_ba']
+    logits = dict(with_logits=True) if self.attention else {}
     if self.embed_weight:  # the middle activations feed the embedding loss
         middles = g_ab.encode(a), g_ba.encode(b)
-        fake_b, fake_a = g_ab.decode(middles[0]), g_ba.decode(middles[1])
-    else: middles, fake_b, fake_a = None, g_ab(a), g_ba(b)  # whole forward passes, which `torch.compile` speeds up
-    seen = self.seen_by_discriminator
-    parts = {'g_adv': self.gan_loss.g_loss(d_b(seen(fake_b))) + self.gan_loss.g_loss(d_a(seen(fake_a))),
+        fake_b, fake_a = g_ab.decode(middles[0], **logits), g_ba.decode(middles[1], **logits)
+    else: middles, fake_b, fake_a = None, g_ab(a, **logits), g_ba(b, **logits)  # whole forward passes, which `torch.compile` speeds up
+    if self.attention: (fake_b, own_b), (fake_a, own_a) = fake_b, fake_a  # with the logits of each generator on its own domain
+    parts = {'g_adv': self.adversarial_loss('b', fake_b) + self.adversarial_loss('a', fake_a),
              'cycle': F.l1_loss(g_ba(fake_b), a) + F.l1_loss(g_ab(fake_a), b)}
     total = parts['g_adv'] + self.cycle_weight * parts['cycle']
-    if self.identity_weight:
-        parts['identity'] = F.l1_loss(g_ab(b), b) + F.l1_loss(g_ba(a), a)
+    if self.identity_weight or self.attention:  # attention's classifier also learns from the other domain: the identity pass
+        (same_b, other_b), (same_a, other_a) = (g(x, **logits) if self.attention else (g(x), None) for g, x in ((g_ab, b), (g_ba, a)))
+        parts['identity'] = F.l1_loss(same_b, b) + F.l1_loss(same_a, a)
         total = total + self.identity_weight * parts['identity']
+    if self.attention:
+        parts['cam'] = attention_loss(own_b, other_b) + attention_loss(own_a, other_a)
+        total = total + self.cam_weight * parts['cam']
     if self.embed_weight:  # confuse the embedding discriminator: every score at ½, 'could be either domain'
         scores = torch.cat([self.models['d_embed'](m).flatten() for m in middles]).float()
         parts['g_embed'] = F.mse_loss(scores, torch.full_like(scores, 0.5))
@@ -284,12 +401,13 @@ def generator_loss(self:CycleGAN, a:torch.Tensor, b:torch.Tensor) -> tuple: # (t
 def discriminator_loss(self:CycleGAN, a, b, fake_a, fake_b, middles=None) -> tuple: # (total loss, parts to log)
     "The discriminators' objective: real images against (pooled) translations, and A's codes against B's."
     parts = {}
-    for name, real, fake in (('d_a', a, fake_a), ('d_b', b, fake_b)):
-        d = self.models[name]
-        real, fake = self.seen_by_discriminator(real), self.seen_by_discriminator(fake.detach())
-        real_scores, fake_scores = d(real), d(fake)
-        parts[name] = 0.5 * self.gan_loss.d_loss(noisy_real(real_scores, self.label_noise), fake_scores)
-        if self.gan_loss.has_penalty: parts[name] = parts[name] + 0.5 * self.gan_loss.penalty(d, real, fake)
+    for domain, real, fake in (('a', a, fake_a), ('b', b, fake_b)):
+        real, fake, loss = self.seen_by_discriminator(real), self.seen_by_discriminator(fake.detach()), 0
+        for d in self.judges(domain):
+            for real_scores, fake_scores in zip(scores_of(d, real), scores_of(d, fake)):
+                loss = loss + 0.5 * self.gan_loss.d_loss(noisy_real(real_scores, self.label_noise), fake_scores)
+            if self.gan_loss.has_penalty: loss = loss + 0.5 * self.gan_loss.penalty(d, real, fake)
+        parts[f'd_{domain}'] = loss
     if self.embed_weight:
         d_e = self.models['d_embed']
         parts['d_embed'] = get_loss('lsgan').d_loss(d_e(middles[0].detach()), d_e(middles[1].detach()))
@@ -308,7 +426,7 @@ def train_step(self:CycleGAN, batch, learn) -> dict:
     d_total, d_parts = self.discriminator_loss(a, b, self.pools['a'](fake_a), self.pools['b'](fake_b), middles)
     learn.update(d_total, 'discriminator')
     if self.loss == 'wgan':  # the plain Wasserstein loss leaves the critics' Lipschitz constraint to the trainer
-        for name in ('d_a', 'd_b'): clip_weights(self.models[name])
+        for d in (*self.judges('a'), *self.judges('b')): clip_weights(d)
     return {k: v.detach() for k, v in {**g_parts, **d_parts}.items()}
 
 @patch

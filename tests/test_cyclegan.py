@@ -367,3 +367,60 @@ def test_translate_batches_matches_one_batch_in_any_chunking():
         torch.testing.assert_close(chunked, whole)
     assert not torch.allclose(m.translate_batches(photos, 'b2a'), whole)  # the other generator
     with pytest.raises(GanimeError, match='direction must be a2b or b2a'): m.translate_batches(photos, 'x')
+
+
+# ---------------------------------------------------------------- U-GAT-IT's additions
+def test_attention_networks_and_the_weighted_losses():
+    "With attention, all four networks are U-GAT-IT's, the attention classifier's loss joins with its weight, and the discriminators score its logits too."
+    from ganime_nb.cyclegan import AttentionDiscriminator, AttentionGenerator, attention_loss
+    m = tiny(attention=True, cam_weight=7.0, identity_weight=0)
+    assert [type(m.models[k]) for k in ('g_ab', 'g_ba', 'd_a', 'd_b')] == [AttentionGenerator] * 2 + [AttentionDiscriminator] * 2
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    total, p, (fake_b, fake_a), _ = m.generator_loss(a, b)
+    assert set(p) == {'g_adv', 'cycle', 'identity', 'cam'} and fake_b.shape == a.shape  # the identity pass runs for the classifier
+    assert torch.isclose(total, p['g_adv'] + 10 * p['cycle'] + 7 * p['cam'])  # identity weight 0: logged, not added
+    own, other = m.models['g_ab'](a, with_logits=True)[1], m.models['g_ab'](b, with_logits=True)[1]
+    g_ba_own, g_ba_other = m.models['g_ba'](b, with_logits=True)[1], m.models['g_ba'](a, with_logits=True)[1]
+    assert torch.isclose(p['cam'], attention_loss(own, other) + attention_loss(g_ba_own, g_ba_other))
+    confident = torch.tensor([[20., 20.]])
+    assert attention_loss(confident, -confident) < 1e-6  # sure, and right
+    assert abs(attention_loss(-confident, confident).item() - 40) < 1e-3  # sure and wrong: about 20 nats for each domain's mean
+    _, d_parts = m.discriminator_loss(a, b, fake_a, fake_b)
+    d_b = m.models['d_b']
+    (real_scores, real_logits), (fake_scores, fake_logits) = d_b(b), d_b(fake_b.detach())
+    lsgan = m.gan_loss
+    expected = 0.5 * lsgan.d_loss(real_scores, fake_scores) + 0.5 * lsgan.d_loss(real_logits, fake_logits)
+    assert torch.isclose(d_parts['d_b'], expected)
+    with pytest.raises(GanimeError, match='attention scores its logits'): tiny(attention=True, loss='wgan-gp')
+
+
+def test_a_global_discriminator_sees_the_whole_image_and_joins_both_losses():
+    from ganime_nb.cyclegan import patch_size
+    m = tiny(global_disc=True)
+    assert m.global_layers == 3 and patch_size(m.global_layers) >= 32  # 32×32 images
+    assert m.judges('a') == [m.models['d_a'], m.models['d_a_global']] and m.judges('b') == [m.models['d_b'], m.models['d_b_global']]
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    _, p, (fake_b, fake_a), _ = m.generator_loss(a, b)
+    g = m.gan_loss.g_loss
+    expected = sum(g(m.models[k](x)) for k, x in (('d_b', fake_b), ('d_b_global', fake_b), ('d_a', fake_a), ('d_a_global', fake_a)))
+    assert torch.isclose(p['g_adv'], expected)
+    learn = Learner(m, unpaired_batches('toy:8', 32, 4), cbs=[], device='cpu').fit(1)
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in learn.history['d_a'])
+
+
+def test_attention_run_resumes_identically(tmp_path):
+    "U-GAT-IT's options with a kill in epoch 2 and a resume end like a run that never stopped."
+    class Crash(Callback):
+        def after_step(self, learn):
+            if learn.step == 6: raise KeyboardInterrupt
+    def run(folder, resume=False, crash=False):
+        m = tiny(attention=True, global_disc=True, ema=0.9)
+        learn = Learner(m, unpaired_batches('toy:16', 32, 4), cbs=[CheckpointCB(folder / 'checkpoint.pt', resume=resume), *([Crash()] if crash else [])], device='cpu', seed=3)
+        try: learn.fit(3)
+        except KeyboardInterrupt: pass
+        return m
+    straight = run(tmp_path / 'a')
+    run(tmp_path / 'b', crash=True)
+    resumed = run(tmp_path / 'b', resume=True)
+    for (k, p), q in zip(straight.models.state_dict().items(), resumed.models.state_dict().values()):
+        assert torch.equal(p, q) if torch.is_tensor(p) else p == q, k
