@@ -48,7 +48,8 @@ def measure(model, data:str, detector) -> dict:
     real = unpaired_batches(data, size=model.size, batch_size=16, device='cpu')
     selfies, anime = real.a.images, real.b.images
     translated = model.translate_batches(selfies, 'a2b', batch_size=100)
-    back = model.translate_batches(to_uint8(translated), 'b2a', batch_size=100)
+    one_way = 'g_ba' not in model.models  # CUT translates photos to anime only
+    back = None if one_way else model.translate_batches(to_uint8(translated), 'b2a', batch_size=100)
     photos = toy_faces(512, model.size, 'photo', seed=99)
     truth, read = model.hair_colour_pairs(512)
     features = TinyFeatures(size=JUDGED_AT)
@@ -61,7 +62,7 @@ def measure(model, data:str, detector) -> dict:
         detected_toy_translations=detection_rate(at_judged_size(model.translate_batches(photos.images)), detector),
         fid_translations=fid_kid(anime_f, extract_features(at_judged_size(translated), features))['fid'],
         fid_selfies=fid_kid(anime_f, extract_features(at_judged_size(selfies), features))['fid'],
-        round_trip=F.l1_loss(back.float().cpu(), from_uint8(selfies)).item(),
+        round_trip=None if back is None else F.l1_loss(back.float().cpu(), from_uint8(selfies)).item(),
         toy_hair_kept=(read == truth).float().mean().item(),
         selfies=len(selfies))
 
@@ -84,17 +85,19 @@ def main():
         if args.figure:
             photo = astronaut_portrait(model.size)
             anime = model.translate(photo, 'a2b')
-            save_images([at_judged_size(x) for x in (photo, anime, model.translate(anime, 'b2a'))], args.figure, nrow=3)
+            shown = (photo, anime) if 'g_ba' not in model.models else (photo, anime, model.translate(anime, 'b2a'))
+            save_images([at_judged_size(x) for x in shown], args.figure, nrow=len(shown))
     print(f'{args.checkpoint}: {results["selfies"]:,} selfies, judged at {JUDGED_AT}×{JUDGED_AT} ({time.time() - start:.0f} s)')
     print(f'anime face found: selfies {results["detected_selfies"]:.1%}, anime faces {results["detected_anime"]:.1%}, '
           f'translations {results["detected_translations"]:.1%}; toy photos {results["detected_toy_photos"]:.1%}, '
           f'their translations {results["detected_toy_translations"]:.1%}')
     print(f'FID (offline features) against the anime faces: translations {results["fid_translations"]:.2f}, selfies {results["fid_selfies"]:.2f}')
-    print(f'round trip |F(G(a)) - a|: {results["round_trip"]:.3f}; toy photos keeping their hair colour: {results["toy_hair_kept"]:.0%}')
+    trip = 'none (one-way model)' if results['round_trip'] is None else f'{results["round_trip"]:.3f}'
+    print(f'round trip |F(G(a)) - a|: {trip}; toy photos keeping their hair colour: {results["toy_hair_kept"]:.0%}')
     if args.record:
         with open(args.record, 'a') as f:
             f.write(json.dumps(dict(bench='selfie2anime', date=time.strftime('%Y-%m-%d'), machine=machine_name(),
-                                    checkpoint=str(args.checkpoint), **{k: round(v, 4) for k, v in results.items()})) + '\n')
+                                    checkpoint=str(args.checkpoint), **{k: v if v is None else round(v, 4) for k, v in results.items()})) + '\n')
 
 
 if __name__ == '__main__': main()

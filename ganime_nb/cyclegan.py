@@ -8,8 +8,9 @@ Docs: https://ganime-course.github.io/ganime/cyclegan.html.md"""
 __all__ = ['padded_conv', 'image_norm', 'conv_norm_relu', 'ResidualBlock', 'ResnetGenerator', 'PatchDiscriminator', 'patch_size',
            'ImagePool', 'EmbeddingDiscriminator', 'noisy_real', 'ClassActivationMap', 'layer_instance_norm', 'AdaLIN',
            'LIN', 'AdaLINBlock', 'AttentionGenerator', 'AttentionDiscriminator', 'domain_sources', 'UnpairedBatches',
-           'unpaired_batches', 'CycleGAN', 'scores_of', 'attention_loss', 'TranslateReport', 'load_cyclegan',
-           'translate_folder', 'run_translate', 'cli_commands', 'selfie2anime_source']
+           'unpaired_batches', 'CycleGAN', 'scores_of', 'attention_loss', 'encoder_features', 'PatchNCEHeads',
+           'patch_nce_loss', 'CUT', 'TranslateReport', 'load_cyclegan', 'translate_folder', 'run_translate',
+           'cli_commands', 'selfie2anime_source']
 
 # %% ../nbs/30_cyclegan.ipynb #ad974cba
 import math, os
@@ -473,6 +474,112 @@ def toy_summary(self:CycleGAN, n:int=512, seed:int=99) -> list:
     distance = hair_colour_distance(hair_colour_mix(read))  # against the toy faces' even mix
     return [f'photo -> anime: {n} unseen toy photos keep their hair colour {kept:.0%} of the time (chance: 12%)',
             f'hair-colour mix of the {n} translations: {distance:.2f} from the real one (total variation; the toy target is at most 0.15)']
+
+# %% ../nbs/30_cyclegan.ipynb #d2947325
+def encoder_features(generator:nn.Module, x:torch.Tensor) -> list:
+    "The image and the output of every layer of the generator's encoder: what PatchNCE compares."
+    features = [x]
+    for layer in generator.encoder: features.append(layer(features[-1]))
+    return features
+
+class PatchNCEHeads(nn.Module):
+    "CUT's projection heads: one small MLP per compared layer, from the features at chosen positions to unit vectors."
+    def __init__(self, channels:list, dim:int=256): # channels of each compared layer; size of the vectors
+        super().__init__()
+        self.heads = nn.ModuleList([nn.Sequential(nn.Linear(c, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim)) for c in channels])
+    def forward(self, features:list, positions:list) -> list:
+        "For each layer's features (N, C, H, W), the unit vectors (N, P, dim) at its P flat `positions`."
+        return [F.normalize(head(f.flatten(2)[:, :, p].transpose(1, 2)), dim=-1) for head, f, p in zip(self.heads, features, positions)]
+
+def patch_nce_loss(q:torch.Tensor, k:torch.Tensor, tau:float=0.07) -> torch.Tensor:
+    "InfoNCE over positions: each of q's vectors (N, P, D) must pick k's vector at its own position among all of k's in that image."
+    logits = q.float() @ k.detach().float().transpose(1, 2) / tau  # (N, P, P), the right pick on the diagonal; k only guides
+    targets = torch.arange(q.shape[1], device=q.device).expand(q.shape[0], -1)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+# %% ../nbs/30_cyclegan.ipynb #adc41c13
+@register_method
+class CUT(CycleGAN):
+    "Contrastive unpaired translation: one generator (photo -> anime), one discriminator, PatchNCE instead of the cycle."
+    name = 'cut'
+    toy_defaults = CycleGAN.toy_defaults
+    def __init__(self, size:int=128, # image width and height (divisible by 4)
+                 channels:int=3, # 3 for colour, 1 for grey
+                 width:int=64, # channels of the generator's first layer (×2 per downsampling)
+                 res_blocks:int=6, # residual blocks in the generator
+                 gen_kernel:int=3, # kernel size of the generator's inner convolutions (odd)
+                 disc_width:int=64, # channels of the discriminator's first layer
+                 disc_layers:int=3, # stride-2 layers of the discriminator (3: 70×70 patches)
+                 norm:str='instance', # normalisation: instance (the paper's) or layer
+                 nce_weight:float=1.0, # weight of PatchNCE (CUT: 1; FastCUT: 10)
+                 nce_identity:bool=True, # PatchNCE between anime faces and their translations too (CUT); off: FastCUT
+                 patches:int=256, # positions compared per layer and image
+                 tau:float=0.07, # temperature of PatchNCE
+                 label_noise:float=0.0, # real targets drawn from [1 - label_noise, 1]
+                 augment:str='', # DiffAugment on the discriminator's inputs (see CycleGAN)
+                 lr:float=2e-4, # Adam learning rate, constant, then decaying linearly to 0
+                 decay_start:float=0.5, # fraction of training after which the learning rate decays
+                 ema:float=0.0): # decay of a moving average of the generator's weights that then translates (0: off)
+        Method.__init__(self)
+        store_attr()
+        self.loss, self.gan_loss, self.attention, self.embed_weight = 'lsgan', get_loss('lsgan'), False, 0.0  # what CycleGAN's checks read
+        self._check()
+        self.models['g_ab'] = ResnetGenerator(channels, width, res_blocks, gen_kernel, norm)
+        self.models['d_b'] = PatchDiscriminator(channels, disc_width, disc_layers, norm)
+        with torch.no_grad(): compared = [f.shape[1] for f in encoder_features(self.models['g_ab'], torch.zeros(1, channels, 16, 16))]
+        self.models['nce_heads'] = PatchNCEHeads(compared)
+        if ema: self.models['g_ab_ema'] = WeightAverage(self.models['g_ab'], ema)
+        self.pools = {}  # CUT shows its discriminator the latest translations only
+
+    def configure_optimizers(self):
+        gens = [*self.models['g_ab'].parameters(), *self.models['nce_heads'].parameters()]
+        return {'generator': torch.optim.Adam(gens, self.lr, betas=(0.5, 0.999)),
+                'discriminator': torch.optim.Adam(self.models['d_b'].parameters(), self.lr, betas=(0.5, 0.999))}
+
+@patch
+def patch_nce(self:CUT, source:torch.Tensor, translation:torch.Tensor) -> torch.Tensor:
+    "PatchNCE between images and their translations, averaged over the encoder's layers, at `patches` random positions of each."
+    g, heads = self.models['g_ab'], self.models['nce_heads']
+    with torch.no_grad(): keys = encoder_features(g, source)  # the inputs' side only guides: no gradient, as in the paper
+    positions = [torch.randperm(f.shape[2] * f.shape[3])[:self.patches].to(f.device) for f in keys]  # the global generator: resumable
+    with torch.no_grad(): k = heads(keys, positions)
+    q = heads(encoder_features(g, translation), positions)
+    return sum(patch_nce_loss(qi, ki, self.tau) for qi, ki in zip(q, k)) / len(q)
+
+@patch
+def generator_loss(self:CUT, a:torch.Tensor, b:torch.Tensor) -> tuple: # (total loss, parts to log, G(a))
+    "The generator's objective: fool the discriminator, and keep each patch of the photo in its translation."
+    g = self.models['g_ab']
+    fake_b = g(a)
+    parts = {'g_adv': self.adversarial_loss('b', fake_b), 'nce': self.patch_nce(a, fake_b)}
+    if self.nce_identity: parts['nce_identity'] = self.patch_nce(b, g(b))
+    nce = (parts['nce'] + parts['nce_identity']) / 2 if self.nce_identity else parts['nce']
+    return parts['g_adv'] + self.nce_weight * nce, parts, fake_b
+
+@patch
+def train_step(self:CUT, batch, learn) -> dict:
+    "One step: update the generator (discriminator frozen), then the discriminator on real anime faces against translations."
+    a, b = batch
+    with frozen(self.models['d_b']): g_total, g_parts, fake_b = self.generator_loss(a, b)
+    learn.update(g_total, 'generator')
+    if self.ema: self.models['g_ab_ema'].update(self.models['g_ab'])
+    real, fake = self.seen_by_discriminator(b), self.seen_by_discriminator(fake_b.detach())
+    d = self.models['d_b']
+    d_loss = 0.5 * self.gan_loss.d_loss(noisy_real(d(real), self.label_noise), d(fake))
+    learn.update(d_loss, 'discriminator')
+    return {k: v.detach() for k, v in {**g_parts, 'd_b': d_loss}.items()}
+
+@patch
+def translate(self:CUT, images:torch.Tensor, direction:str='a2b') -> torch.Tensor:
+    "Translate a batch of photos in [-1, 1] to anime ('a2b': CUT has no way back)."
+    if direction != 'a2b': raise GanimeError(f'a CUT model translates one way, a2b (photo -> anime); got {direction!r}')
+    with torch.no_grad(), eval_mode(self.models): return self.models['g_ab_ema' if self.ema else 'g_ab'](images.to(self.device))
+
+@patch
+def preview(self:CUT, data, n:int=64, generator=None) -> torch.Tensor:
+    "Fixed photos (odd columns) and their translations (even columns)."
+    a, _ = data.fixed_batch(max(1, n // 2))
+    return interleave(a, self.translate(a))
 
 # %% ../nbs/30_cyclegan.ipynb #a4a7c888
 @dataclass

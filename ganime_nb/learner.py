@@ -31,7 +31,7 @@ _FRACTION, _CLOSED_FRACTION = (lambda v: 0 <= v < 1, 'must be in [0, 1)'), (lamb
 OPTION_RANGES = dict( # the valid values of every method's numeric options, checked before any work
     lr=_POSITIVE, lr_d=_POSITIVE, clip=_POSITIVE, beta1=_FRACTION, beta2=_FRACTION, ema=_FRACTION, label_smoothing=_FRACTION,
     label_noise=_FRACTION, decay_start=_CLOSED_FRACTION, beta=_NOT_NEGATIVE, warmup_steps=_NOT_NEGATIVE, r1=_NOT_NEGATIVE,
-    instance_noise=_NOT_NEGATIVE, cycle_weight=_NOT_NEGATIVE, identity_weight=_NOT_NEGATIVE, embed_weight=_NOT_NEGATIVE, cam_weight=_NOT_NEGATIVE,
+    instance_noise=_NOT_NEGATIVE, cycle_weight=_NOT_NEGATIVE, identity_weight=_NOT_NEGATIVE, embed_weight=_NOT_NEGATIVE, cam_weight=_NOT_NEGATIVE, nce_weight=_NOT_NEGATIVE, tau=_POSITIVE, patches=_AT_LEAST_1,
     pool_size=_NOT_NEGATIVE, res_blocks=_NOT_NEGATIVE, size=_AT_LEAST_1, latent=_AT_LEAST_1, width=_AT_LEAST_1,
     disc_width=_AT_LEAST_1, disc_layers=_AT_LEAST_1, gen_kernel=_AT_LEAST_1, n_critic=_AT_LEAST_1, r1_every=_AT_LEAST_1)
 
@@ -121,7 +121,7 @@ class frozen:
 # %% ../nbs/02_learner.ipynb #599270b2
 _METHODS = {}
 COURSE_METHODS = {'ae': 'ae', 'vae': 'vae', 'dcgan': 'dcgan', 'wgan': 'wgan', 'wgan-gp': 'wgan', 'resgan': 'resgan',
-                  'cyclegan': 'cyclegan'} # the course's methods, and the module of ganime_nb that registers each
+                  'cyclegan': 'cyclegan', 'cut': 'cyclegan'} # the course's methods, and the module of ganime_nb that registers each
 
 def register_method(cls):
     "Class decorator: make a `Method` known to the command line and to checkpoints by its `name`."
