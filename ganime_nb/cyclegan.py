@@ -399,16 +399,19 @@ def generator_loss(self:CycleGAN, a:torch.Tensor, b:torch.Tensor) -> tuple: # (t
     return total, parts, (fake_b, fake_a), middles
 
 @patch
+def judges_loss(self:CycleGAN, domain:str, real:torch.Tensor, fake:torch.Tensor) -> torch.Tensor:
+    "The loss of domain `domain`'s discriminators: its real images against translations into it, over all their scores."
+    real, fake, loss = self.seen_by_discriminator(real), self.seen_by_discriminator(fake.detach()), 0
+    for d in self.judges(domain):
+        for real_scores, fake_scores in zip(scores_of(d, real), scores_of(d, fake)):
+            loss = loss + 0.5 * self.gan_loss.d_loss(noisy_real(real_scores, self.label_noise), fake_scores)
+        if self.gan_loss.has_penalty: loss = loss + 0.5 * self.gan_loss.penalty(d, real, fake)
+    return loss
+
+@patch
 def discriminator_loss(self:CycleGAN, a, b, fake_a, fake_b, middles=None) -> tuple: # (total loss, parts to log)
     "The discriminators' objective: real images against (pooled) translations, and A's codes against B's."
-    parts = {}
-    for domain, real, fake in (('a', a, fake_a), ('b', b, fake_b)):
-        real, fake, loss = self.seen_by_discriminator(real), self.seen_by_discriminator(fake.detach()), 0
-        for d in self.judges(domain):
-            for real_scores, fake_scores in zip(scores_of(d, real), scores_of(d, fake)):
-                loss = loss + 0.5 * self.gan_loss.d_loss(noisy_real(real_scores, self.label_noise), fake_scores)
-            if self.gan_loss.has_penalty: loss = loss + 0.5 * self.gan_loss.penalty(d, real, fake)
-        parts[f'd_{domain}'] = loss
+    parts = {'d_a': self.judges_loss('a', a, fake_a), 'd_b': self.judges_loss('b', b, fake_b)}
     if self.embed_weight:
         d_e = self.models['d_embed']
         parts['d_embed'] = get_loss('lsgan').d_loss(d_e(middles[0].detach()), d_e(middles[1].detach()))
@@ -434,6 +437,8 @@ def train_step(self:CycleGAN, batch, learn) -> dict:
 def translate(self:CycleGAN, images:torch.Tensor, direction:str='a2b') -> torch.Tensor:
     "Translate a batch of images in [-1, 1]: 'a2b' (photo -> anime) or 'b2a'."
     if direction not in _DIRECTIONS: raise GanimeError(f'direction must be a2b or b2a, got {direction!r}')
+    if _DIRECTIONS[direction] not in self.models:  # a one-way model such as CUT
+        raise GanimeError(f'a {type(self).__name__} model translates one way, a2b (photo -> anime); got {direction!r}')
     generator = self.models[_DIRECTIONS[direction] + ('_ema' if self.ema else '')]  # the average, when there is one
     with torch.no_grad(), eval_mode(self.models): return generator(images.to(self.device))
 
@@ -563,17 +568,9 @@ def train_step(self:CUT, batch, learn) -> dict:
     with frozen(self.models['d_b']): g_total, g_parts, fake_b = self.generator_loss(a, b)
     learn.update(g_total, 'generator')
     if self.ema: self.models['g_ab_ema'].update(self.models['g_ab'])
-    real, fake = self.seen_by_discriminator(b), self.seen_by_discriminator(fake_b.detach())
-    d = self.models['d_b']
-    d_loss = 0.5 * self.gan_loss.d_loss(noisy_real(d(real), self.label_noise), d(fake))
+    d_loss = self.judges_loss('b', b, fake_b)
     learn.update(d_loss, 'discriminator')
     return {k: v.detach() for k, v in {**g_parts, 'd_b': d_loss}.items()}
-
-@patch
-def translate(self:CUT, images:torch.Tensor, direction:str='a2b') -> torch.Tensor:
-    "Translate a batch of photos in [-1, 1] to anime ('a2b': CUT has no way back)."
-    if direction != 'a2b': raise GanimeError(f'a CUT model translates one way, a2b (photo -> anime); got {direction!r}')
-    with torch.no_grad(), eval_mode(self.models): return self.models['g_ab_ema' if self.ema else 'g_ab'](images.to(self.device))
 
 @patch
 def preview(self:CUT, data, n:int=64, generator=None) -> torch.Tensor:
