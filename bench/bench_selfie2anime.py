@@ -1,103 +1,102 @@
-"""How anime a selfie → anime CycleGAN's translations are: the four measures of the selfie → anime issue, for one checkpoint.
+"""How anime a selfie → anime model's translations are: the four measures of the selfie → anime issue, for one checkpoint.
 
-    python bench/bench_selfie2anime.py runs/cyclegan-cpu/checkpoint.pt --data data/selfie2anime-128.zip
-    python bench/bench_selfie2anime.py CKPT --data ... --figure runs/astronaut.png   # also the portrait, photo | anime | back
+    python bench/bench_selfie2anime.py runs/selfie2anime-cpu/checkpoint.pt --data data/selfie2anime-128.zip
+    python bench/bench_selfie2anime.py CKPT --data ... --name candC --what 'learning rate 5e-4'   # a row of a search
+    python bench/bench_selfie2anime.py --panel nbs/images/selfie2anime_search.png CKPT...         # the portrait through each
+    python bench/bench_selfie2anime.py --table                                                    # the recorded rows as a table
 
-Measured at 64×64 whatever size the model works at (smaller translations are upsampled), on selfie2anime's training
-selfies (trainA) and anime faces (trainB):
+The measures are `ganime_nb.cyclegan.translation_measures`, judged at 64×64 whatever size the model works at (smaller
+translations are upsampled; the anime faces are read at 64×64), on selfie2anime's training selfies (trainA) and anime faces (trainB):
 - anime-face detector (nagadomi's cascade; GANIME_ANIME_CASCADE or --cascade names the file): the share of images in
   which it finds an anime face, for 1,000 selfies and 1,000 anime faces as they are, for every selfie's translation,
   and for 512 toy photos and their translations;
 - FID on the course's offline features (`TinyFeatures`): translations and selfies as they are, against the anime faces;
 - the round trip: mean |F(G(a)) − a| over the selfies, in [-1, 1] units;
 - toy photos whose translation keeps their hair colour (the toy run's measure; chance 12%).
-It prints one line per measure and appends them, with the command's checkpoint and date, to --record as a JSON line.
-The figure shows only the public-domain portrait (scikit-image's `astronaut`), never a dataset image.
+It prints one line per measure and appends them to --record as a JSON line, with the checkpoint, the date, the
+machine, and the run's epochs, steps and minutes of training (from the log.jsonl beside the checkpoint).
+The figures show only the public-domain portrait (scikit-image's `astronaut`), never a dataset image.
 """
 import argparse, json, sys, time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from ganime_nb.core import from_uint8, machine_name, pick_device, to_uint8
-from ganime_nb.cyclegan import load_cyclegan, unpaired_batches
-from ganime_nb.data import save_images, toy_faces
-from ganime_nb.learner import eval_mode
-from ganime_nb.metrics import TinyFeatures, anime_face_detector, detection_rate, extract_features, fid_kid
-
-JUDGED_AT = 64 # every measure looks at 64×64 images
+from ganime_nb.core import machine_name, pick_device
+from ganime_nb.cyclegan import astronaut_portrait, at_judged_size, load_cyclegan, translation_measures, unpaired_batches
+from ganime_nb.data import save_images
+from ganime_nb.learner import eval_mode, read_checkpoint
+from ganime_nb.metrics import anime_face_detector
 
 
-def at_judged_size(images:torch.Tensor) -> torch.Tensor:
-    "uint8 images at 64×64 (resized with antialiasing where they are another size)."
-    images = to_uint8(images).cpu()
-    return images if images.shape[-1] == JUDGED_AT else TF.resize(images, [JUDGED_AT, JUDGED_AT], antialias=True)
+def run_facts(checkpoint:Path) -> dict:
+    "Epochs, steps and minutes of training of the run that wrote `checkpoint` (minutes: the sum of its epochs' times in log.jsonl)."
+    state = read_checkpoint(checkpoint)
+    log = checkpoint.parent / 'log.jsonl'
+    records = [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
+    seconds = sum(r.get('seconds', 0) for r in records)
+    return dict(epochs=state['epochs_done'], steps=state['step'], minutes=round(seconds / 60, 1) if seconds else None)
 
 
-def astronaut_portrait(size:int) -> torch.Tensor:
-    "NASA's public-domain portrait of Eileen Collins (scikit-image), her head and hair, as a float batch of one at `size`."
-    from skimage.data import astronaut
-    return from_uint8(TF.resize(torch.from_numpy(astronaut()).permute(2, 0, 1)[:, 0:220, 115:335], [size, size], antialias=True)[None])
+def portrait_panel(checkpoints:list, out:str):
+    "The portrait, then its translation by each checkpoint, in one row at 64×64."
+    models = [load_cyclegan(c, pick_device('cpu')) for c in checkpoints]
+    photo = astronaut_portrait(64)
+    translations = [m.translate(astronaut_portrait(m.size), 'a2b') for m in models]
+    save_images([at_judged_size(x) for x in [photo, *translations]], out, nrow=1 + len(models))
+    print(f'{out}: the portrait, then ' + ', '.join(str(c) for c in checkpoints))
 
 
-def measure(model, data:str, detector) -> dict:
-    "The issue's measures for a trained CycleGAN on the selfie2anime pairs in `data`."
-    real = unpaired_batches(data, size=model.size, batch_size=16, device='cpu')
-    selfies, anime = real.a.images, real.b.images
-    translated = model.translate_batches(selfies, 'a2b', batch_size=100)
-    one_way = 'g_ba' not in model.models  # CUT translates photos to anime only
-    back = None if one_way else model.translate_batches(to_uint8(translated), 'b2a', batch_size=100)
-    photos = toy_faces(512, model.size, 'photo', seed=99)
-    truth, read = model.hair_colour_pairs(512)
-    features = TinyFeatures(size=JUDGED_AT)
-    anime_f = extract_features(at_judged_size(anime), features)
-    return dict(
-        detected_selfies=detection_rate(at_judged_size(selfies[:1000]), detector),
-        detected_anime=detection_rate(at_judged_size(anime[:1000]), detector),
-        detected_translations=detection_rate(at_judged_size(translated), detector),
-        detected_toy_photos=detection_rate(at_judged_size(photos.images), detector),
-        detected_toy_translations=detection_rate(at_judged_size(model.translate_batches(photos.images)), detector),
-        fid_translations=fid_kid(anime_f, extract_features(at_judged_size(translated), features))['fid'],
-        fid_selfies=fid_kid(anime_f, extract_features(at_judged_size(selfies), features))['fid'],
-        round_trip=None if back is None else F.l1_loss(back.float().cpu(), from_uint8(selfies)).item(),
-        toy_hair_kept=(read == truth).float().mean().item(),
-        selfies=len(selfies))
+def results_table(record:str) -> str:
+    "The selfie2anime rows of the JSON-lines file `record` as a Markdown table, in the order they were recorded."
+    rows = [r for r in map(json.loads, Path(record).read_text().splitlines()) if r.get('bench') == 'selfie2anime']
+    trip = lambda r: f"{r['round_trip']:.3f}" if 'round_trip' in r else '–'
+    return '\n'.join(['| candidate | what changes | epochs | minutes | anime face found | FID to anime | round trip | toy hair kept |',
+                      '|---|---|---|---|---|---|---|---|',
+                      *(f"| {r['name']} | {r['what']} | {r['epochs']} | {r['minutes']:.0f} | {r['detected_translations']:.1%} | "
+                        f"{r['fid_translations']:.2f} | {trip(r)} | {r['toy_hair_kept']:.0%} |" for r in rows)])
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('checkpoint')
-    p.add_argument('--data', required=True, help='selfie2anime: a zip or folder with trainA/ and trainB/')
+    p.add_argument('checkpoint', nargs='*')
+    p.add_argument('--data', help='selfie2anime: a zip or folder with trainA/ and trainB/ (needed unless --panel)')
     p.add_argument('--cascade', help="the anime-face detector's cascade file (default: $GANIME_ANIME_CASCADE)")
     p.add_argument('--figure', help='also save the portrait, its translation and its round trip to this PNG')
+    p.add_argument('--panel', help='only draw the portrait through every checkpoint given, into this PNG')
+    p.add_argument('--table', action='store_true', help="print --record's rows as a Markdown table, and nothing else")
+    p.add_argument('--name', help="the run's name in a search table (default: its folder's name)")
+    p.add_argument('--what', help='what the run changes, for the search table')
     p.add_argument('--record', default='bench/results.jsonl', help='append the figures here as one JSON line')
     args = p.parse_args()
-    if args.figure:
-        try: import skimage  # noqa: F401 (the portrait ships inside scikit-image's wheel)
-        except ImportError: raise SystemExit('the portrait needs scikit-image: pip install scikit-image')
+    if args.table: return print(results_table(args.record))
+    if args.panel: return portrait_panel(args.checkpoint, args.panel)
+    if len(args.checkpoint) != 1 or not args.data: p.error('measuring takes one checkpoint and --data')
+    checkpoint = Path(args.checkpoint[0])
     start = time.time()
-    model = load_cyclegan(args.checkpoint, pick_device('cpu'))
+    model = load_cyclegan(checkpoint, pick_device('cpu'))
     with torch.no_grad(), eval_mode(model.models):
-        results = measure(model, args.data, anime_face_detector(args.cascade))
+        real = unpaired_batches(args.data, size=model.size, batch_size=16, device='cpu')
+        anime = real.b.images if model.size == 64 else unpaired_batches(args.data, size=64, batch_size=16, device='cpu').b.images
+        results = translation_measures(model, real, anime_face_detector(args.cascade), anime)
         if args.figure:
             photo = astronaut_portrait(model.size)
             anime = model.translate(photo, 'a2b')
             shown = (photo, anime) if 'g_ba' not in model.models else (photo, anime, model.translate(anime, 'b2a'))
             save_images([at_judged_size(x) for x in shown], args.figure, nrow=len(shown))
-    print(f'{args.checkpoint}: {results["selfies"]:,} selfies, judged at {JUDGED_AT}×{JUDGED_AT} ({time.time() - start:.0f} s)')
-    print(f'anime face found: selfies {results["detected_selfies"]:.1%}, anime faces {results["detected_anime"]:.1%}, '
+    print(f'{checkpoint}: {results["photos"]:,} selfies, judged at 64×64 ({time.time() - start:.0f} s)')
+    print(f'anime face found: selfies {results["detected_photos"]:.1%}, anime faces {results["detected_anime"]:.1%}, '
           f'translations {results["detected_translations"]:.1%}; toy photos {results["detected_toy_photos"]:.1%}, '
           f'their translations {results["detected_toy_translations"]:.1%}')
-    print(f'FID (offline features) against the anime faces: translations {results["fid_translations"]:.2f}, selfies {results["fid_selfies"]:.2f}')
-    trip = 'none (one-way model)' if results['round_trip'] is None else f'{results["round_trip"]:.3f}'
+    print(f'FID (offline features) against the anime faces: translations {results["fid_translations"]:.2f}, selfies {results["fid_photos"]:.2f}')
+    trip = f'{results["round_trip"]:.3f}' if 'round_trip' in results else 'none (one-way model)'
     print(f'round trip |F(G(a)) - a|: {trip}; toy photos keeping their hair colour: {results["toy_hair_kept"]:.0%}')
     if args.record:
-        with open(args.record, 'a') as f:
-            f.write(json.dumps(dict(bench='selfie2anime', date=time.strftime('%Y-%m-%d'), machine=machine_name(),
-                                    checkpoint=str(args.checkpoint), **{k: v if v is None else round(v, 4) for k, v in results.items()})) + '\n')
+        record = dict(bench='selfie2anime', date=time.strftime('%Y-%m-%d'), machine=machine_name(), checkpoint=str(checkpoint),
+                      name=args.name or checkpoint.parent.name, what=args.what, **run_facts(checkpoint),
+                      **{k: round(v, 4) for k, v in results.items()})
+        with open(args.record, 'a') as f: f.write(json.dumps(record) + '\n')
 
 
 if __name__ == '__main__': main()

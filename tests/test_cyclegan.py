@@ -442,3 +442,22 @@ def test_cut_trains_one_way_from_the_command_line_and_resumes_identically(ganime
         assert torch.equal(p, q) if torch.is_tensor(p) else p == q, k
     back = ganime('translate', 'straight/checkpoint.pt', '--input', 'straight/samples', '--out', 'x', '--direction', 'b2a', check=2)
     assert 'translates one way' in back.stderr
+
+
+def test_the_selfie2anime_table_is_made_from_the_recorded_rows(tmp_path):
+    "bench_selfie2anime.py --table prints one Markdown row per selfie2anime record, in order, and skips other benchmarks' rows."
+    import json, subprocess, sys
+    from pathlib import Path
+    record = tmp_path / 'results.jsonl'
+    rows = [dict(bench='selfie2anime', name='old', what='64×64', epochs=10, minutes=15.2, detected_translations=0.576,
+                 fid_translations=5.0739, round_trip=0.1597, toy_hair_kept=0.375),
+            dict(bench='gan', name='not this one'),
+            dict(bench='selfie2anime', name='CUT', what='one way', epochs=10, minutes=14, detected_translations=0.726,
+                 fid_translations=10.08, toy_hair_kept=0.32)]
+    record.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    script = Path(__file__).resolve().parents[1] / 'bench' / 'bench_selfie2anime.py'
+    out = subprocess.run([sys.executable, str(script), '--table', '--record', str(record)], capture_output=True, text=True, check=True).stdout
+    lines = out.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith('| candidate | what changes |')
+    assert lines[2] == '| old | 64×64 | 10 | 15 | 57.6% | 5.07 | 0.160 | 38% |'
+    assert lines[3] == '| CUT | one way | 10 | 14 | 72.6% | 10.08 | – | 32% |'  # a one-way model has no round trip

@@ -6,7 +6,7 @@
 
 The cpu scale trains nothing: it gathers the sample grids that the lessons' real-face sections save in nbs/images
 when they run at `GANIME_SCALE=cpu` (each of those trainings takes up to 15 minutes on 2 CPU cores; CycleGAN's
-about 20), and says which lesson to run for a grid that is missing.
+about 50), and says which lesson to run for a grid that is missing.
 
 The real scale reads the anime faces from $GANIME_ANIME_FACES (else the hub's huggan/anime-faces) and the two
 CycleGAN domains from $GANIME_SELFIE2ANIME (else huggan/selfie2anime). Its translation panel shows photos the
@@ -43,7 +43,7 @@ PRESETS = {
         'dcgan': ({}, 25, 128),
         'wgan-gp': ({}, 40, 64),
         'resgan': ({}, 40, 64),
-        'cyclegan': (dict(size=128, gen_kernel=5, label_noise=0.2), 20, 4)}),
+        'cyclegan': (dict(size=128, gen_kernel=5, label_noise=0.2, lr=5e-4, ema=0.999), 20, 4)}),  # the lesson's gpu recipe
 }
 TITLES = {'vae': 'VAE', 'dcgan': 'DCGAN', 'wgan-gp': 'WGAN-GP', 'resgan': 'ResGAN'}
 
@@ -91,6 +91,8 @@ def draw(samples:dict, photos:torch.Tensor, anime:torch.Tensor, source:str, capt
     print(f'wrote {out}')
 
 
+CYCLEGAN_MINUTES = 54  # the CycleGAN lesson's cpu-scale training (bench/RESULTS.md)
+
 # panel title -> (image the lesson's cpu-scale section saves in nbs/images, the lesson that makes it, panel width)
 CPU_PANELS = {'VAE: decoded prior draws': ('vae_cpu_grid.png', '11_vae', 1), 'DCGAN': ('three_gans_cpu_dcgan.png', '24_resgan', 1),
               'WGAN-GP': ('three_gans_cpu_wgan-gp.png', '24_resgan', 1), 'ResGAN': ('three_gans_cpu_resgan.png', '24_resgan', 1),
@@ -105,7 +107,7 @@ def draw_from_lessons(images:Path, out:Path):
                              gridspec_kw=dict(width_ratios=[width for _, _, width in CPU_PANELS.values()]))
     for ax, (title, (file, _, _)) in zip(axes, CPU_PANELS.items()):
         ax.imshow(plt.imread(images / file), interpolation='lanczos'); ax.set_title(title, fontsize=10); ax.axis('off')
-    fig.suptitle('ganime on 2 CPU cores: real anime faces at 32×32, at most 7 minutes of training each (CycleGAN: selfie2anime at 64×64, 21 minutes)', fontsize=10)
+    fig.suptitle(f'ganime on 2 CPU cores: real anime faces at 32×32, at most 7 minutes of training each (CycleGAN: selfie2anime at 32×32, {CYCLEGAN_MINUTES} minutes)', fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(out, dpi=100)
     print(f'wrote {out}')
