@@ -395,7 +395,7 @@ def train(method:Method, # the method to train (build it after `seed_everything`
           channels_last:bool=None, # channels-last memory layout (default: on for CPUs and CUDA GPUs, where convolutions run faster in it)
           compile:bool=False, # compile the networks with torch.compile
           sync_bn:bool=False, # batch-norm statistics over all GPUs (with torchrun)
-          limit:int=None, # use at most this many images
+          limit:int=None, # use at most this many images (from a larger source, a fixed subset spread over it)
           gray:bool=None, # train on greyscale images
           samples:int=64, # images in each epoch's sample grid
           share_cpu:bool=None, # on a CPU, share its cores equally with other ganime trainings running at the same time (default: on; off with GANIME_SHARE_CPU=0 and in nbdev-test)

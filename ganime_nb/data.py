@@ -6,11 +6,11 @@ Docs: https://ganime-course.github.io/ganime/data.html.md"""
 
 # %% auto #0
 __all__ = ['TOY_ATTRIBUTES', 'TOY_DOMAINS', 'MAX_TOY', 'IMAGE_SUFFIXES', 'MAX_PIXELS', 'MAX_ASPECT', 'CLEAN_CHUNK',
-           'HUB_DATASETS', 'TOY_SIZE', 'MAX_FILE_BYTES', 'HUB_HOST', 'CACHE_VERSION', 'DataError', 'hair_palette',
-           'toy_face', 'CleanReport', 'ImageSet', 'toy_faces', 'to_unit', 'image_grid', 'show_images', 'save_images',
-           'interleave', 'to_rgb', 'prepare_image', 'clean_images', 'Source', 'is_toy_source', 'parse_source',
-           'TooLarge', 'folder_items', 'zip_items', 'hub_items', 'default_data_dir', 'load_images', 'fits_on_device',
-           'Batches', 'real_faces_source']
+           'HUB_DATASETS', 'TOY_SIZE', 'MAX_FILE_BYTES', 'HUB_HOST', 'CACHE_VERSION', 'LESSON_FACES', 'DataError',
+           'hair_palette', 'toy_face', 'CleanReport', 'ImageSet', 'toy_faces', 'to_unit', 'image_grid', 'show_images',
+           'save_images', 'interleave', 'to_rgb', 'prepare_image', 'clean_images', 'Source', 'is_toy_source',
+           'parse_source', 'TooLarge', 'folder_items', 'zip_items', 'hub_items', 'default_data_dir', 'spread_order',
+           'source_name', 'load_images', 'fits_on_device', 'Batches', 'real_faces_source']
 
 # %% ../nbs/01_data.ipynb #0e9bb5df
 import hashlib, io, math, os, random, re, socket, threading, zipfile, zlib
@@ -482,7 +482,7 @@ def default_data_dir() -> Path:
     return Path.home() / '.cache' / 'ganime'
 
 # %% ../nbs/01_data.ipynb #f1348b98
-CACHE_VERSION = 2 # 2: caches record their format, source key, size and grey, and are checked on load
+CACHE_VERSION = 3 # 2: caches record their format, source key, size and grey, and are checked on load; 3: a limit keeps a spread subset
 
 def _source_key(src:Source) -> str:
     "A fingerprint of what a source holds, so that a changed folder or zip is read again."
@@ -494,13 +494,25 @@ def _source_key(src:Source) -> str:
     return hashlib.blake2b(repr((CACHE_VERSION, src.kind, str(Path(src.location).resolve()) if src.kind != 'hub' else '', sig)).encode(),
                            digest_size=8).hexdigest()
 
+def spread_order(items:list, limit:int=None, seed:int=0) -> list:
+    "`items` as they are when `limit` keeps them all, else in a fixed shuffled order, so that the first `limit` kept are spread over the whole source."
+    if not limit or len(items) <= limit: return items
+    order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [items[i] for i in order]
+
+def source_name(src:Source) -> str:
+    "How messages name a non-toy source: as it was given, with its part."
+    if src.kind == 'folder': return str(src.location)
+    return f'{src.location}' + (f':{src.part}' if src.part else '')
+
 def _read_source(src:Source, size:int, gray:bool, limit:int=None) -> ImageSet:
     "Read and clean every image of a non-toy source."
-    if src.kind == 'folder': items, where = folder_items(src.location), src.location
-    elif src.kind == 'zip': items, where = zip_items(src.location, src.part), f'{src.location}' + (f':{src.part}' if src.part else '')
-    else: items, where = hub_items(src.location, src.part), f'{src.location}:{src.part}'
+    where = source_name(src)
+    if src.kind == 'folder': items = folder_items(src.location)
+    elif src.kind == 'zip': items = zip_items(src.location, src.part)
+    else: items = hub_items(src.location, src.part)
     if not items: raise DataError(f'no image files in {where}' + (' (looked for ' + ', '.join(sorted(IMAGE_SUFFIXES)) + ')'))
-    return clean_images(items, where, size, gray, limit)
+    return clean_images(spread_order(items, limit), where, size, gray, limit)
 
 # %% ../nbs/01_data.ipynb #786ebc2b
 def _cache_problem(saved, key:str, size:int, gray:bool) -> str:
@@ -526,7 +538,7 @@ def _read_cache(path:Path, key:str, size:int, gray:bool) -> ImageSet:
 def load_images(spec:str='toy', # a source string: toy, toy-photo, a folder, a zip, or a hub dataset
                 size:int=64, # width and height after center-crop and resize
                 gray:bool=False, # keep one grey channel
-                limit:int=None, # keep at most this many images
+                limit:int=None, # keep at most this many images: all of a source that holds no more, else a fixed subset spread over it
                 cache:bool=True, # read and write the cache under `data_dir`
                 data_dir=None, # where caches go (default: `default_data_dir()`)
                 verbose:bool=True, # print the cleaning report
@@ -543,6 +555,7 @@ def load_images(spec:str='toy', # a source string: toy, toy-photo, a folder, a z
     path = Path(data_dir or default_data_dir()) / 'cache' / f'{name}-{key}{f"-{limit}" if limit else ""}.pt'
     if cache: writable_folder(path.parent, what='the data cache (set GANIME_DATA to a writable folder)', create=False)
     ims = _read_cache(path, key, size, gray) if cache and path.exists() else None
+    if ims is not None: ims.report.source = source_name(src)  # as given now: the cache may have been made through another path
     if ims is None:
         ims = _read_source(src, size, gray, limit)
         if cache: atomic_save(dict(version=CACHE_VERSION, key=key, size=size, gray=gray, images=ims.images, report=asdict(ims.report)), path)
@@ -609,6 +622,8 @@ class Batches:
         return self._to_float(torch.arange(min(n, len(self.images))))
 
 # %% ../nbs/01_data.ipynb #382f0c80
+LESSON_FACES = 10_000 # the real faces a lesson's `cpu` scale trains on: its times, epochs and figures hold for this many
+
 def real_faces_source() -> str:
     "The real anime-face source the lessons use: $GANIME_ANIME_FACES, else the hub's huggan/anime-faces."
     return os.environ.get('GANIME_ANIME_FACES', 'huggan/anime-faces')

@@ -165,3 +165,15 @@ def test_an_unreachable_hub_fails_fast(monkeypatch, tmp_path):
     with pytest.raises(DataError, match='could not load huggan/anime-faces from the Hugging Face hub: offline'):
         load_images('huggan/anime-faces', data_dir=tmp_path)
     assert asked == ['huggan/anime-faces']
+
+
+def test_a_limit_keeps_a_fixed_subset_spread_over_the_source(tmp_path):
+    "With more images than the limit, load_images keeps the same spread subset every time; with no more, all of them in order."
+    for i in range(12): _save(toy_face(i, size=32)[0], tmp_path / 'faces' / f'face{i:02d}.png')
+    every = load_images(str(tmp_path / 'faces'), size=32, cache=False, verbose=False).images
+    first = load_images(str(tmp_path / 'faces'), size=32, limit=5, cache=False, verbose=False).images
+    again = load_images(str(tmp_path / 'faces'), size=32, limit=5, cache=False, verbose=False).images
+    assert torch.equal(first, again) and len(first) == 5
+    picked = [next(i for i in range(12) if torch.equal(every[i], img)) for img in first]
+    assert picked != [0, 1, 2, 3, 4] and len(set(picked)) == 5  # not the first five: spread over the folder
+    assert torch.equal(load_images(str(tmp_path / 'faces'), size=32, limit=12, cache=False, verbose=False).images, every)
