@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from ganime_nb.callbacks import training_minutes
 from ganime_nb.core import machine_name, pick_device
 from ganime_nb.cyclegan import astronaut_portrait, at_judged_size, load_cyclegan, translation_measures, unpaired_batches
 from ganime_nb.data import save_images
@@ -32,11 +33,8 @@ from ganime_nb.metrics import anime_face_detector
 
 def run_facts(checkpoint:Path) -> dict:
     "Epochs, steps and minutes of training of the run that wrote `checkpoint` (minutes: the sum of its epochs' times in log.jsonl)."
-    state = read_checkpoint(checkpoint)
-    log = checkpoint.parent / 'log.jsonl'
-    records = [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
-    seconds = sum(r.get('seconds', 0) for r in records)
-    return dict(epochs=state['epochs_done'], steps=state['step'], minutes=round(seconds / 60, 1) if seconds else None)
+    state, minutes = read_checkpoint(checkpoint), training_minutes(checkpoint.parent)
+    return dict(epochs=state['epochs_done'], steps=state['step'], minutes=round(minutes, 1) if minutes else None)
 
 
 def portrait_panel(checkpoints:list, out:str):

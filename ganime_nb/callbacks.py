@@ -7,8 +7,9 @@ Docs: https://ganime-course.github.io/ganime/callbacks.html.md"""
 # %% auto #0
 __all__ = ['PRECISIONS', 'RUN_OPTIONS', 'SAFE_ON_RESUME', 'CheckpointCB', 'NaNGuardCB', 'auto_precision', 'MixedPrecisionCB',
            'ChannelsLastCB', 'CompileCB', 'SyncBatchNormCB', 'ProgressCB', 'SampleGridCB', 'plot_losses', 'LossLogCB',
-           'drop_records_after', 'decay_factor', 'LinearDecayCB', 'TimeBudgetCB', 'process_start', 'live_cpu_runs',
-           'share_cpu_default', 'ShareCPUCB', 'default_callbacks', 'run_defaults', 'run_options', 'train']
+           'training_minutes', 'drop_records_after', 'decay_factor', 'LinearDecayCB', 'TimeBudgetCB', 'process_start',
+           'live_cpu_runs', 'share_cpu_default', 'ShareCPUCB', 'default_callbacks', 'run_defaults', 'run_options',
+           'train']
 
 # %% ../nbs/03_callbacks.ipynb #0739819d
 import json, math, os, sys, tempfile, time
@@ -250,6 +251,12 @@ class LossLogCB(Callback):
         plt.close(ax.figure)
 
     def _log(self, record:dict): atomic_append(self.folder / 'log.jsonl', json.dumps(record))
+
+def training_minutes(folder) -> float:
+    "Minutes of training of the run in `folder`: the sum of its epochs' times in log.jsonl, over every session that trained it (0 without a log)."
+    log = Path(folder) / 'log.jsonl'
+    records = [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
+    return sum(r.get('seconds', 0) for r in records) / 60
 
 def drop_records_after(path, epochs:int):
     "Remove from the JSON-lines file `path` the records of epochs after `epochs` (left by a run killed before its checkpoint)."
