@@ -22,7 +22,7 @@ from torch import nn
 from fastprogress.fastprogress import master_bar, progress_bar
 
 from .core import (GanimeError, atomic_append, atomic_save, atomic_write, claim_folder, forked_rng, init_distributed, interactive,
-                   process_alive, remove_stale_temporaries, to_uint8, training_device)
+                   process_alive, remove_stale_temporaries, to_uint8, training_device, shown_path)
 from .data import image_grid, save_images
 from .learner import (Callback, CancelFit, Learner, Method, NonFiniteLossError, check_options, read_checkpoint, resume_changes)
 
@@ -42,7 +42,7 @@ class CheckpointCB(Callback):
         learn.epochs = range(learn.epochs_done, learn.n_epochs)
         learn.last_checkpoint = (self.path, learn.epochs_done)
         self.resume = False  # a later fit on the same learner continues in memory
-        if learn.is_main: print(f'resuming {self.path} after epoch {learn.epochs_done}' + _changes_note(learn.changes), flush=True)
+        if learn.is_main: print(f'resuming {shown_path(self.path)} after epoch {learn.epochs_done}' + _changes_note(learn.changes), flush=True)
 
     def after_epoch(self, learn):
         if not learn.epoch_is_due(self.every): return
@@ -61,7 +61,7 @@ class NaNGuardCB(Callback):
 
     def _stop(self, learn, name, value):
         where = f'epoch {learn.epoch + 1}, step {learn.step}'
-        saved = (f'the last good checkpoint is {learn.last_checkpoint[0]} (after epoch {learn.last_checkpoint[1]}): resume '
+        saved = (f'the last good checkpoint is {shown_path(learn.last_checkpoint[0])} (after epoch {learn.last_checkpoint[1]}): resume '
                  'from it with a lower learning rate or full precision' if learn.last_checkpoint else 'no checkpoint had been written yet')
         raise NonFiniteLossError(f'training stopped: loss {name!r} became {value} at {where}; {saved}')
 
@@ -171,6 +171,7 @@ class ProgressCB(Callback):
 
     def _plot(self, learn, with_current=False):
         hist = {k: v + [float(x) for x in learn._losses.get(k, [])] if with_current else v for k, v in learn.history.items()}
+        if not any(hist.values()): return  # nothing to draw yet (an empty plot's legend warns)
         self.mbar.names = list(hist)
         self.mbar.update_graph([[range(len(v)), v] for v in hist.values()])
 

@@ -6,10 +6,10 @@ Docs: https://ganime-course.github.io/ganime/core.html.md"""
 
 # %% auto #0
 __all__ = ['LOCK_FILE', 'SCALES', 'DIST_TIMEOUT', 'GanimeError', 'DiskFullError', 'atomic_write', 'atomic_save', 'atomic_append',
-           'process_alive', 'remove_stale_temporaries', 'interactive', 'progress', 'writable_folder', 'writable_file',
-           'writable_image', 'claim_folder', 'from_uint8', 'to_uint8', 'pick_device', 'real_scale', 'cpu_has_amx',
-           'machine_name', 'seed_everything', 'rng_state', 'set_rng_state', 'forked_rng', 'layer_widths', 'DistContext',
-           'init_distributed', 'average_gradients', 'training_device', 'broadcast_module']
+           'process_alive', 'remove_stale_temporaries', 'interactive', 'progress', 'shown_path', 'writable_folder',
+           'writable_file', 'writable_image', 'claim_folder', 'from_uint8', 'to_uint8', 'pick_device', 'real_scale',
+           'cpu_has_amx', 'machine_name', 'seed_everything', 'rng_state', 'set_rng_state', 'forked_rng', 'layer_widths',
+           'DistContext', 'init_distributed', 'average_gradients', 'training_device', 'broadcast_module']
 
 # %% ../nbs/00_core.ipynb #f1e4a520
 import atexit, errno, io, math, os, platform, random, sys, time
@@ -100,6 +100,13 @@ def progress(items, label:str, # what is being done, for the printed lines
         if now - last >= seconds and done < total:
             print(f'{label}: {done:,} of {total:,} ({done / total:.0%}), {done / (now - start):,.0f}/s', flush=True)
             last = now
+
+# %% ../nbs/00_core.ipynb #c7bbeb62
+def shown_path(path) -> str:
+    "How messages print `path`: relative to the working folder when it lies in the working folder's project, so a saved lesson output names no machine's folders."
+    path, here = Path(path).absolute(), Path.cwd()
+    project = next((d for d in [here, *here.parents] if (d / 'pyproject.toml').is_file()), here)
+    return os.path.relpath(path, here) if path.is_relative_to(project) else str(path)
 
 # %% ../nbs/00_core.ipynb #2d48d681
 def _nearest_existing(path:Path) -> Path:

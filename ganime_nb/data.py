@@ -25,7 +25,7 @@ import torchvision.transforms.v2.functional as TF
 from torchvision.utils import make_grid
 from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
 
-from .core import GanimeError, atomic_save, atomic_write, from_uint8, to_uint8, writable_folder, progress as show_progress
+from .core import GanimeError, atomic_save, atomic_write, from_uint8, to_uint8, writable_folder, shown_path, progress as show_progress
 
 # %% ../nbs/01_data.ipynb #b12795c1
 class DataError(GanimeError):
@@ -502,8 +502,8 @@ def spread_order(items:list, limit:int=None, seed:int=0) -> list:
 
 def source_name(src:Source) -> str:
     "How messages name a non-toy source: as it was given, with its part."
-    if src.kind == 'folder': return str(src.location)
-    return f'{src.location}' + (f':{src.part}' if src.part else '')
+    if src.kind == 'folder': return shown_path(src.location)
+    return (shown_path(src.location) if src.kind == 'zip' else src.location) + (f':{src.part}' if src.part else '')
 
 def _read_source(src:Source, size:int, gray:bool, limit:int=None) -> ImageSet:
     "Read and clean every image of a non-toy source."
@@ -531,7 +531,7 @@ def _read_cache(path:Path, key:str, size:int, gray:bool) -> ImageSet:
     except Exception as e: problem = f'unreadable ({type(e).__name__})'
     else: problem = _cache_problem(saved, key, size, gray)
     if problem:
-        print(f'the cache {path} is {problem}: rebuilding it', flush=True)
+        print(f'the cache {shown_path(path)} is {problem}: rebuilding it', flush=True)
         return None
     return ImageSet(saved['images'], None, CleanReport(**saved['report']))
 

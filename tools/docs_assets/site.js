@@ -1,5 +1,8 @@
-// Search for the offline ganime site (tools/build_docs.py). The index, assets/search-index.js, is a script of its
-// own loaded on first use, so search works from file:// as well as from a server, and nothing comes from another host.
+// The offline ganime site's one script (tools/build_docs.py): search, a copy button on every code block, and the
+// lessons menu that folds away on a narrow screen. Nothing is loaded from another host.
+
+// Search. The index, assets/search-index.js, is a script of its own loaded on first use, so search works from
+// file:// as well as from a server.
 (() => {
   const root = document.currentScript.dataset.root;
   const form = document.querySelector('form.site-search');
@@ -78,3 +81,23 @@
     withIndex(() => { show(input.value); const first = list.querySelector('a'); if (first) first.click(); });
   });
 })();
+
+// A copy button on every code block: copies the code as written, without the line anchors Pandoc adds.
+document.querySelectorAll('main div.sourceCode').forEach(block => {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'copy-code';
+  button.textContent = 'Copy';
+  button.setAttribute('aria-label', 'Copy the code');
+  button.addEventListener('click', () => {
+    const done = text => { button.textContent = text; setTimeout(() => { button.textContent = 'Copy'; }, 1500); };
+    navigator.clipboard.writeText(block.querySelector('pre').innerText).then(() => done('Copied'), () => done('Press Ctrl+C'));
+  });
+  block.append(button);
+});
+
+// On a narrow screen the lessons, search included, fold under a button (the CSS shows them only when opened).
+document.querySelectorAll('nav.site-nav .menu-toggle').forEach(button => button.addEventListener('click', () => {
+  const open = document.body.classList.toggle('menu-open');
+  button.setAttribute('aria-expanded', String(open));
+}));
