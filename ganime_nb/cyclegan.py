@@ -6,12 +6,12 @@ Docs: https://ganime-course.github.io/ganime/cyclegan.html.md"""
 
 # %% auto #0
 __all__ = ['JUDGED_AT', 'padded_conv', 'image_norm', 'conv_norm_relu', 'ResidualBlock', 'ResnetGenerator', 'PatchDiscriminator',
-           'patch_size', 'ImagePool', 'EmbeddingDiscriminator', 'noisy_real', 'ClassActivationMap',
-           'layer_instance_norm', 'AdaLIN', 'LIN', 'AdaLINBlock', 'AttentionGenerator', 'AttentionDiscriminator',
-           'domain_sources', 'UnpairedBatches', 'unpaired_batches', 'CycleGAN', 'scores_of', 'attention_loss',
-           'encoder_features', 'PatchNCEHeads', 'patch_nce_loss', 'CUT', 'TranslateReport', 'load_cyclegan',
-           'translate_folder', 'run_translate', 'cli_commands', 'selfie2anime_source', 'at_judged_size',
-           'astronaut_portrait', 'translation_measures']
+           'patch_size', 'ImagePool', 'EmbeddingDiscriminator', 'colour_layout_loss', 'noisy_real',
+           'ClassActivationMap', 'layer_instance_norm', 'AdaLIN', 'LIN', 'AdaLINBlock', 'AttentionGenerator',
+           'AttentionDiscriminator', 'domain_sources', 'UnpairedBatches', 'unpaired_batches', 'CycleGAN', 'scores_of',
+           'attention_loss', 'encoder_features', 'PatchNCEHeads', 'patch_nce_loss', 'CUT', 'TranslateReport',
+           'load_cyclegan', 'translate_folder', 'run_translate', 'cli_commands', 'selfie2anime_source',
+           'at_judged_size', 'astronaut_portrait', 'translation_measures']
 
 # %% ../nbs/30_cyclegan.ipynb #ad974cba
 import math, os
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from fastcore.basics import patch, store_attr
 
-from .core import GanimeError, from_uint8, to_uint8, writable_folder
+from .core import GanimeError, from_uint8, to_uint8, writable_folder, shown_path
 from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, save_images, toy_faces, zip_items
 from .metrics import TinyFeatures, detection_rate, extract_features, fid_kid, hair_colour_distance, hair_colour_mix, read_hair_colours
 from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
@@ -137,6 +137,10 @@ class EmbeddingDiscriminator(nn.Sequential):
         super().__init__(nn.Conv2d(channels, channels, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # judge the whole code, as XGAN's domain classifier does
                          nn.Linear(channels, channels), nn.LeakyReLU(0.2, inplace=True), nn.Linear(channels, 1))
+
+def colour_layout_loss(x:torch.Tensor, y:torch.Tensor, cells:int=4) -> torch.Tensor:
+    "L1 distance between the mean colours of a cells×cells grid over two batches of images: their coarse colours, not their details."
+    return F.l1_loss(F.adaptive_avg_pool2d(x.float(), cells), F.adaptive_avg_pool2d(y.float(), cells))
 
 def noisy_real(scores:torch.Tensor, noise:float) -> torch.Tensor:
     "Real scores shifted up by u ~ U(0, noise) each: least squares toward 1 then aims at a target 1 - u."
@@ -294,6 +298,7 @@ class CycleGAN(Method):
                  loss:str='lsgan', # adversarial loss from ganime_nb.losses: lsgan, or wgan-gp to compare
                  cycle_weight:float=10.0, # weight of the cycle-consistency L1 loss
                  identity_weight:float=5.0, # weight of the identity L1 loss (0: off)
+                 colour_weight:float=0.0, # weight of the loss keeping each image's coarse colours through translation (0: off)
                  embed_weight:float=0.0, # weight of the embedding discriminator's loss (XGAN; 0: off)
                  attention:bool=False, # U-GAT-IT's attention (CAM) in all four networks and AdaLIN in the generators
                  cam_weight:float=1000.0, # weight of the generators' attention-classifier loss (with attention; the paper's 1,000)
@@ -329,6 +334,7 @@ class CycleGAN(Method):
             raise GanimeError(f'the {self.loss} loss has no real/fake targets, so --label-noise does not apply to it')
         if not 0 <= self.label_noise < 1: raise GanimeError(f'label noise must be in [0, 1), got {self.label_noise}')
         if not 0 <= self.decay_start <= 1: raise GanimeError(f'decay start is a fraction of training, in [0, 1]; got {self.decay_start}')
+        if self.colour_weight < 0: raise GanimeError(f'colour weight must be 0 or more, got {self.colour_weight}')
         if not 0 <= self.ema < 1: raise GanimeError(f'ema must be in [0, 1); got {self.ema}')
         if self.augment: parse_augmentations(self.augment)  # a clear error for an unknown name, before any work
 
@@ -391,6 +397,9 @@ def generator_loss(self:CycleGAN, a:torch.Tensor, b:torch.Tensor) -> tuple: # (t
         (same_b, other_b), (same_a, other_a) = (g(x, **logits) if self.attention else (g(x), None) for g, x in ((g_ab, b), (g_ba, a)))
         parts['identity'] = F.l1_loss(same_b, b) + F.l1_loss(same_a, a)
         total = total + self.identity_weight * parts['identity']
+    if self.colour_weight:  # each translation keeps its source's coarse colours
+        parts['colour'] = colour_layout_loss(fake_b, a) + colour_layout_loss(fake_a, b)
+        total = total + self.colour_weight * parts['colour']
     if self.attention:
         parts['cam'] = attention_loss(own_b, other_b) + attention_loss(own_a, other_a)
         total = total + self.cam_weight * parts['cam']
@@ -529,7 +538,7 @@ class CUT(CycleGAN):
                  ema:float=0.0): # decay of a moving average of the generator's weights that then translates (0: off)
         Method.__init__(self)
         store_attr()
-        self.loss, self.gan_loss, self.attention, self.embed_weight = 'lsgan', get_loss('lsgan'), False, 0.0  # what CycleGAN's checks read
+        self.loss, self.gan_loss, self.attention, self.embed_weight, self.colour_weight = 'lsgan', get_loss('lsgan'), False, 0.0, 0.0  # what CycleGAN's checks read
         self._check()
         self.models['g_ab'] = ResnetGenerator(channels, width, res_blocks, gen_kernel, norm)
         self.models['d_b'] = PatchDiscriminator(channels, disc_width, disc_layers, norm)
@@ -592,7 +601,7 @@ class TranslateReport:
     existing: int = 0 # translations already in `out`, left as they were (overwrite=False)
 
     def __str__(self):
-        s = f'translated {len(self.written)} image{"s" * (len(self.written) != 1)} ({self.direction}) into {self.out}'
+        s = f'translated {len(self.written)} image{"s" * (len(self.written) != 1)} ({self.direction}) into {shown_path(self.out)}'
         if self.skipped: s += (f'; skipped {len(self.skipped)} unreadable: ' + ', '.join(f'{n} ({why})' for n, why in self.skipped[:5])
                                + (' ...' if len(self.skipped) > 5 else ''))
         if self.ignored: s += f'; ignored {self.ignored} file{"s" * (self.ignored != 1)} without an image suffix'
