@@ -39,15 +39,14 @@ EXTERNAL = re.compile(r'^([a-zA-Z][a-zA-Z0-9+.-]*:|//)')  # http:, mailto:, data
 EPOCH_LINE = re.compile(r'^epoch \d+/\d+\b')  # one line of a training log, as ProgressCB prints it
 LESSON_GROUPS = {'0': 'Foundations', '1': 'Autoencoders', '2': 'GANs', '3': 'Translation'}  # by the tens of the number
 NUMBER_PREFIX = re.compile(r'^(\d+)_')
-TITLE_CALLS = ('title', 'set_title', 'suptitle')  # plt.title, ax.set_title, fig.suptitle
+TITLE = re.compile(r'''(?:\btitle\s*=\s*|\.(?:set_title|suptitle|title)\()\s*f?(['"])(.*?)(?<!\\)\1''')  # title=, ax.set_title(...
 
 
-def process_notebook(job: tuple) -> tuple[list[str], list[str], int]:
-    "Run nbdev's docs processing on notebook `src`, writing `dst`; returns (problems, notes, cells it ran)."
+def process_notebook(job: tuple) -> tuple[list[str], int]:
+    "Run nbdev's docs processing on notebook `src`, writing `dst`; returns (problems, cells it ran)."
     src, dst = job
     os.chdir(Path(src).parent)  # notebooks run from their own folder, as under nbdev-test
-    os.environ['IN_TEST'] = '1'  # as nbdev-proc-nbs
-    problems, notes, ran = [], [], []
+    os.environ['IN_TEST'], problems, ran = '1', [], []  # as nbdev-proc-nbs
     try:
         import nbdev.processors as procs
         from fastcore.nbio import read_nb, write_nb
@@ -60,13 +59,13 @@ def process_notebook(job: tuple) -> tuple[list[str], list[str], int]:
         for cell in nb.cells:
             if cell.cell_type == 'code': cell.source = EXPORT_DIRECTIVE.sub(r'\1exports', cell.source)  # show its code
         with warnings.catch_warnings(): warnings.simplefilter('ignore'); procs.FilterDefaults()(nb)
-        notes += [f"a link inside this link's text, which Quarto shows as raw Markdown (kept here): {m!r}" for m in unnest_links(nb)]
+        unnest_links(nb)
         write_nb(nb, dst)
     except Exception as e:
         problems.append('nbdev processing failed: ' + ' | '.join(f'{type(e).__name__}: {e}'.strip().splitlines()[-6:]))
     problems += [f'docs processing runs this cell because it imports something, and it does more (move the imports to '
                  f'a cell of their own): {first_line!r}' for first_line in ran if first_line]
-    return problems, notes, len(ran)
+    return problems, len(ran)
 
 def does_work(cell) -> bool:
     "Whether a cell nbdev runs does more than import, define, show API docs or export (the Colab install does nothing here)."
@@ -87,13 +86,11 @@ def skip_slow_cells(nb, flags) -> list[str]:
         cell.source = '#| eval: false\n' + cell.source
     return importing
 
-def unnest_links(nb) -> list[str]:
-    "Undo the links nbdev's linking put inside a link's text (keeping the outer link); returns the texts it repaired."
-    repaired = []
+def unnest_links(nb) -> int:
+    "Undo the links nbdev's linking put inside a link's text (Quarto shows them as raw Markdown); returns how many."
+    repaired = sum(len(NESTED_LINK.findall(c.source)) for c in nb.cells if c.cell_type == 'markdown')
     for cell in nb.cells:
-        if cell.cell_type != 'markdown': continue
-        repaired += [m[0] for m in NESTED_LINK.finditer(cell.source)]
-        cell.source = NESTED_LINK.sub(r'[\1\2\3](', cell.source)
+        if cell.cell_type == 'markdown': cell.source = NESTED_LINK.sub(r'[\1\2\3](', cell.source)
     return repaired
 
 @dataclass(eq=False)
@@ -127,10 +124,7 @@ class Site:
     doc_base: str
     pages: list = field(default_factory=list)
     problems: list = field(default_factory=list)
-    notes: list = field(default_factory=list)   # worth fixing, but the site is right
     cells_run: int = 0
-
-    def page_for(self, rel: str): return next((p for p in self.pages if p.rel == rel), None)
 
 def cell_options(source: str) -> tuple[dict, str]:
     "Split the Quarto cell options nbdev leaves (`#| echo: false`) from the code they precede."
@@ -168,28 +162,13 @@ def output_text(output) -> str | None:
     if output.output_type == 'execute_result' and set(data) == {'text/plain'}: return data['text/plain']
     if output.output_type == 'error': return '\n'.join(output.get('traceback', []))
 
-def literal_text(node) -> str:
-    "The text of a string literal, an f-string's placeholders as '…'; '' for any other expression."
-    if isinstance(node, ast.Constant) and isinstance(node.value, str): return ' '.join(node.value.split())
-    if not isinstance(node, ast.JoinedStr): return ''
-    return ' '.join(''.join(v.value if isinstance(v, ast.Constant) else '…' for v in node.values).split())
-
 def figure_alts(source: str, count: int) -> list[str]:
-    "Alt texts for a cell's figures from its code: their titles (`title=`, `set_title`, ...), else its leading comment."
-    try: calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)]
-    except SyntaxError: calls = []  # a cell with magics
-    args = [k.value for n in calls for k in n.keywords if k.arg == 'title']
-    args += [n.args[0] for n in calls if isinstance(n.func, ast.Attribute) and n.func.attr in TITLE_CALLS and n.args]
-    titles = [text for *_, text in sorted((a.lineno, a.col_offset, literal_text(a)) for a in args) if text]
+    "Alt texts for a cell's figures from its code: the titles it gives them (placeholders as '…'), else its leading comment."
+    titles = [t for m in TITLE.finditer(source) if (t := ' '.join(re.sub(r'\{[^{}]*\}', '…', m[2]).split()))]
     if count > 1 and len(titles) == count: return titles  # one title for each figure, in order
     first = source.lstrip().split('\n', 1)[0]
     text = '; '.join(dict.fromkeys(titles)) or (first[2:].strip() if first.startswith('# ') else '')
     return [text if count == 1 or not text else f'{text} ({i} of {count})' for i in range(1, count + 1)]
-
-def described(alt: str, fallback: str) -> str:
-    "`alt` if it says what the figure is (two words, no placeholder), else `fallback`, followed by any `alt`."
-    if not alt.strip(): return fallback
-    return alt if '…' not in alt and len(re.findall(r'[^\W\d_]{2,}', alt)) >= 2 else f'{fallback}: {alt}'
 
 class PageWriter:
     "Turns one processed notebook into Pandoc Markdown, writing its figures beside the page."
@@ -222,10 +201,11 @@ class PageWriter:
         data = output.get('data', {})
         if 'image/png' in data:
             self.figures += 1
-            name = f'{Path(self.page.href).stem}_files/figure-{self.figures}.png'
-            (self.site.out / posixpath.dirname(self.page.href) / name).parent.mkdir(parents=True, exist_ok=True)
-            (self.site.out / posixpath.dirname(self.page.href) / name).write_bytes(base64.b64decode(data['image/png']))
-            alt = described(opts.get('fig-alt') or opts.get('fig-cap') or alt, f'{self.page.title}, figure {self.figures}')
+            name, number = f'{Path(self.page.href).stem}_files/figure-{self.figures}.png', f'{self.page.title}, figure {self.figures}'
+            (file := self.site.out / posixpath.dirname(self.page.href) / name).parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(base64.b64decode(data['image/png']))
+            alt = opts.get('fig-alt') or opts.get('fig-cap') or alt  # it must say what the figure is: two words, no placeholder
+            alt = alt if '…' not in alt and len(re.findall(r'[^\W\d_]{2,}', alt)) >= 2 else f'{number}: {alt}' if alt else number
             caption = f'<figcaption>{opts["fig-cap"]}</figcaption>' if opts.get('fig-cap') else ''
             image = f'<figure class="cell-figure"><img src="{name}" alt="{html.escape(alt)}">{caption}</figure>'
             return div(f'```{{=html}}\n{image}\n```', 'cell-output-display')
@@ -259,7 +239,7 @@ def rewrite_url(site: Site, page: Page, url: str) -> str:
     parts = urlsplit(url)
     target = posixpath.normpath(posixpath.join(posixpath.dirname(page.rel), unquote(parts.path)))
     frag = f'#{parts.fragment}' if parts.fragment else ''
-    if linked := site.page_for(target): return posixpath.relpath(linked.href, posixpath.dirname(page.href) or '.') + frag
+    if linked := next((p for p in site.pages if p.rel == target), None): return posixpath.relpath(linked.href, posixpath.dirname(page.href) or '.') + frag
     source = (site.nbs / target).resolve()
     if not target.startswith('..') and source.is_file() and not target.endswith('.ipynb'):
         (site.out / target).parent.mkdir(parents=True, exist_ok=True)
@@ -314,10 +294,9 @@ def check_links(site: Site, soups: dict) -> None:
             if EXTERNAL.match(url): continue
             parts = urlsplit(url)
             target = posixpath.normpath(posixpath.join(posixpath.dirname(page.href), unquote(parts.path))) if parts.path else page.href
-            if target.startswith('..') or not (site.out / target).is_file():
-                site.problems.append(f'{page.rel}: link to a missing file: {url}')
-            elif parts.fragment and target in ids and parts.fragment not in ids[target]:
-                site.problems.append(f'{page.rel}: link to a missing anchor: {url}')
+            missing = 'file' if target.startswith('..') or not (site.out / target).is_file() else \
+                'anchor' if parts.fragment and target in ids and parts.fragment not in ids[target] else ''
+            if missing: site.problems.append(f'{page.rel}: link to a missing {missing}: {url}')
 
 def load_site(nbs: Path, out: Path) -> Site:
     "Read the project's nbdev settings (title, repository, published address) and find the notebooks it publishes."
@@ -349,9 +328,8 @@ def process_notebooks(site: Site, tmp: Path, workers: int) -> None:
     # A fresh interpreter for every notebook: its cells run in it, and IPython's shell replaces `__main__`.
     with multiprocessing.get_context('spawn').Pool(max(1, min(workers, len(site.pages))), maxtasksperchild=1) as pool:
         results = pool.map(process_notebook, [(str(p.src), str(p.proc)) for p in site.pages], chunksize=1)
-    for page, (problems, notes, ran) in zip(site.pages, results):
+    for page, (problems, ran) in zip(site.pages, results):
         site.problems += [f'{page.rel}: {problem}' for problem in problems]
-        site.notes += [f'{page.rel}: {note}' for note in notes]
         site.cells_run += ran
     site.pages = [p for p in site.pages if p.proc.exists()]  # a notebook nbdev could not process has no page
     for page in site.pages:  # the title, description and output-file that nbdev put in the front matter
@@ -384,7 +362,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     start = time.time()
     site = build_site(args.nbs, args.out, args.workers)
-    for note in site.notes: print(f'note: {note}', file=sys.stderr)
     for problem in site.problems: print(f'problem: {problem}', file=sys.stderr)
     print(f'{len(site.pages)} pages in {time.time() - start:.0f}s, {site.cells_run} cells run (imports, exported code, '
           f'API docs): {site.out / "index.html"}' + (f' ({len(site.problems)} problems)' if site.problems else ''))
