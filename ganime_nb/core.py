@@ -63,12 +63,13 @@ def atomic_append(path, line:str) -> Path:
     return atomic_write(path, lambda f: f.write(before + line.rstrip('\n').encode() + b'\n'))
 
 def process_alive(pid:int) -> bool:
-    "Whether process `pid` is still running (on Windows, where there is no harmless probe, always assumed)."
+    "Whether process `pid` is still running (on Windows, where there is no harmless probe, always assumed); a zombie is not."
     if pid == os.getpid() or os.name == 'nt': return True
     try: os.kill(pid, 0)  # signal 0: no signal, only the check that the process exists
     except ProcessLookupError: return False
     except PermissionError: return True  # it exists, under another user
-    return True
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'  # killed, not yet reaped: it holds nothing
+    except (OSError, IndexError): return True  # no /proc (macOS): the signal's answer stands
 
 def remove_stale_temporaries(path) -> int:
     "Delete the temporary files of `path` whose writer has ended (a run killed while writing); returns how many."

@@ -3,19 +3,15 @@
     python tools/build_docs.py                    # every notebook in nbs/ -> _site/ (open _site/index.html)
     python tools/build_docs.py --out /tmp/site    # somewhere else; --nbs DIR for another notebook folder
 
-The published site is Quarto's (`nbdev-docs`); this script renders the same notebooks the way Quarto does, with
-Pandoc (the `pypandoc-binary` wheel ships it), and `tests/test_docs.py` reads the result in a browser.
-1. nbdev's docs processing (`FilterDefaults`, as `nbdev-proc-nbs`) adds the API docs and drops hidden cells; exported
-   cells are read as `#| exports`, so their code shows too. It runs only imports, exported code and `show_doc`: a
-   cell it would run that does more (trains, say) is a problem, so building the site never trains anything.
-2. Each notebook becomes Pandoc Markdown: Markdown cells as written, code cells laid out as Quarto does (`.cell`,
-   `.cell-output`, the options `echo`, `output`, `include`, `code-fold`, `fig-cap`, `fig-alt`), figures as PNG files
-   beside the page with alt texts, and training logs cut to their first and last epochs.
-3. Pandoc renders it into `docs_assets/page.html` (sidebar, on-page contents, pager), TeX as MathML, with
-   `callouts.lua` for Quarto's callouts. Links written for the notebooks then point at the pages (`01_data.ipynb` ->
-   the front matter's `output-file`), the files they use are copied, and a search index is written.
+1. nbdev's docs processing (as `nbdev-proc-nbs`) adds the API docs; it runs only imports, exported code and
+   `show_doc`, and a cell it would run that does more (trains, say) is a problem: the build never trains.
+2. Each notebook becomes Pandoc Markdown with cells laid out as Quarto lays them out (and its cell options), figures
+   as files with alt texts, training logs cut to their first and last epochs.
+3. Pandoc (the `pypandoc-binary` wheel) renders it into `docs_assets/page.html`, TeX as MathML, `callouts.lua` for
+   Quarto's callouts; links written for the notebooks then point at the pages, and a search index is written.
 Exit status 1 (after writing every page it can) for a failed notebook, a cell that works during the build, a slow
-cell that imports (nbdev-docs would run it), a Pandoc warning or a link to nowhere; one line per problem.
+cell that imports (nbdev-docs would run it), a Pandoc warning or a link to nowhere. `tests/test_docs.py` reads the
+site in a browser.
 """
 import argparse, ast, base64, html, json, multiprocessing, os, posixpath, re, shutil, subprocess, sys, tempfile, time, warnings
 from dataclasses import dataclass, field
