@@ -22,7 +22,7 @@ from torch import nn
 from fastprogress.fastprogress import master_bar, progress_bar
 
 from .core import (GanimeError, atomic_append, atomic_save, atomic_write, claim_folder, forked_rng, init_distributed, interactive,
-                   process_alive, remove_stale_temporaries, to_uint8, training_device, shown_path)
+                   process_alive, process_stat, remove_stale_temporaries, to_uint8, training_device, shown_path)
 from .data import image_grid, save_images
 from .learner import (Callback, CancelFit, Learner, Method, NonFiniteLossError, check_options, read_checkpoint, resume_changes)
 
@@ -311,8 +311,7 @@ def _cpu_runs_folder() -> Path: return Path(tempfile.gettempdir()) / 'ganime-cpu
 
 def process_start(pid:int) -> str:
     "When process `pid` started, in the system's clock ticks ('' where there is no /proc): a reused process number has another."
-    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[19]  # field 22; the name before ')' may hold spaces
-    except (OSError, IndexError): return ''
+    return (process_stat(pid)[19:20] or [''])[0]  # field 22 of /proc/PID/stat
 
 def live_cpu_runs(folder=None) -> int:
     "How many registered CPU trainings are still running (the files of ended ones, and of reused process numbers, are removed)."

@@ -6,10 +6,11 @@ Docs: https://ganime-course.github.io/ganime/core.html.md"""
 
 # %% auto #0
 __all__ = ['LOCK_FILE', 'SCALES', 'DIST_TIMEOUT', 'GanimeError', 'DiskFullError', 'atomic_write', 'atomic_save', 'atomic_append',
-           'process_alive', 'remove_stale_temporaries', 'interactive', 'progress', 'shown_path', 'writable_folder',
-           'writable_file', 'writable_image', 'claim_folder', 'from_uint8', 'to_uint8', 'pick_device', 'real_scale',
-           'cpu_has_amx', 'machine_name', 'seed_everything', 'rng_state', 'set_rng_state', 'forked_rng', 'layer_widths',
-           'DistContext', 'init_distributed', 'average_gradients', 'training_device', 'broadcast_module']
+           'process_stat', 'process_alive', 'remove_stale_temporaries', 'interactive', 'progress', 'shown_path',
+           'writable_folder', 'writable_file', 'writable_image', 'claim_folder', 'from_uint8', 'to_uint8',
+           'pick_device', 'real_scale', 'cpu_has_amx', 'machine_name', 'seed_everything', 'rng_state', 'set_rng_state',
+           'forked_rng', 'layer_widths', 'DistContext', 'init_distributed', 'average_gradients', 'training_device',
+           'broadcast_module']
 
 # %% ../nbs/00_core.ipynb #f1e4a520
 import atexit, errno, io, math, os, platform, random, sys, time
@@ -62,14 +63,18 @@ def atomic_append(path, line:str) -> Path:
     before = path.read_bytes() if path.exists() else b''
     return atomic_write(path, lambda f: f.write(before + line.rstrip('\n').encode() + b'\n'))
 
+def process_stat(pid:int) -> list:
+    "The fields of /proc/PID/stat after the process's name (its state first, its start time 20th); [] without /proc or such a process."
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()  # the name before ')' may hold spaces
+    except (OSError, IndexError): return []
+
 def process_alive(pid:int) -> bool:
     "Whether process `pid` is still running (on Windows, where there is no harmless probe, always assumed); a zombie is not."
     if pid == os.getpid() or os.name == 'nt': return True
     try: os.kill(pid, 0)  # signal 0: no signal, only the check that the process exists
     except ProcessLookupError: return False
     except PermissionError: return True  # it exists, under another user
-    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'  # killed, not yet reaped: it holds nothing
-    except (OSError, IndexError): return True  # no /proc (macOS): the signal's answer stands
+    return process_stat(pid)[:1] != ['Z']  # killed, not yet reaped, it holds nothing; without /proc (macOS) the signal's answer stands
 
 def remove_stale_temporaries(path) -> int:
     "Delete the temporary files of `path` whose writer has ended (a run killed while writing); returns how many."

@@ -501,9 +501,8 @@ def spread_order(items:list, limit:int=None, seed:int=0) -> list:
     return [items[i] for i in order]
 
 def source_name(src:Source) -> str:
-    "How messages name a non-toy source: as it was given, with its part."
-    if src.kind == 'folder': return shown_path(src.location)
-    return (shown_path(src.location) if src.kind == 'zip' else src.location) + (f':{src.part}' if src.part else '')
+    "How messages name a non-toy source: a hub dataset as given, a path as `shown_path` prints it, with its part."
+    return (src.location if src.kind == 'hub' else shown_path(src.location)) + (f':{src.part}' if src.part else '')
 
 def _read_source(src:Source, size:int, gray:bool, limit:int=None) -> ImageSet:
     "Read and clean every image of a non-toy source."

@@ -32,6 +32,7 @@ OPTION_LINE = re.compile(r'^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$')
 # nbdev links a backticked name even inside a link's text: `[the `GAN` step](gan.html)` becomes a link in a link
 NESTED_LINK = re.compile(r'\[([^\[\]\n]*)\[(`[^`\n]+`)\]\([^()\s]+\)([^\[\]\n]*)\]\(')
 EXTERNAL = re.compile(r'^([a-zA-Z][a-zA-Z0-9+.-]*:|//)')  # http:, mailto:, data:, //host
+FASTPROGRESS_TAGS = re.compile(r'<style>.*?</style>|<progress[^>]*>.*?</progress>|</?(div|p)>', re.S)
 EPOCH_LINE = re.compile(r'^epoch \d+/\d+\b')  # one line of a training log, as ProgressCB prints it
 LESSON_GROUPS = {'0': 'Foundations', '1': 'Autoencoders', '2': 'GANs', '3': 'Translation'}  # by the tens of the number
 NUMBER_PREFIX = re.compile(r'^(\d+)_')
@@ -66,7 +67,7 @@ def process_notebook(job: tuple) -> tuple[list[str], int]:
 def does_work(cell) -> bool:
     "Whether a cell nbdev runs does more than import, define, show API docs or export (the Colab install does nothing here)."
     if getattr(cell, 'directives_', {}).keys() & {'export', 'exports', 'exporti', 'exec_doc'}: return False
-    body = ast.parse('\n'.join(l for l in cell.source.splitlines() if not l.lstrip().startswith(('%', '!')))).body
+    body = cell.parsed_()  # nbdev's parse of the cell, its magics left out: the top-level statements
     quiet = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
     colab = lambda n: isinstance(n, ast.If) and 'google.colab' in ast.unparse(n.test)
     show_doc = lambda n: isinstance(n, ast.Expr) and 'show_doc' in ast.unparse(n)
@@ -84,9 +85,9 @@ def skip_slow_cells(nb, flags) -> list[str]:
 
 def unnest_links(nb) -> int:
     "Undo the links nbdev's linking put inside a link's text (Quarto shows them as raw Markdown); returns how many."
-    repaired = sum(len(NESTED_LINK.findall(c.source)) for c in nb.cells if c.cell_type == 'markdown')
+    repaired = 0
     for cell in nb.cells:
-        if cell.cell_type == 'markdown': cell.source = NESTED_LINK.sub(r'[\1\2\3](', cell.source)
+        if cell.cell_type == 'markdown': cell.source, n = NESTED_LINK.subn(r'[\1\2\3](', cell.source); repaired += n
     return repaired
 
 @dataclass(eq=False)
@@ -152,9 +153,9 @@ def output_text(output) -> str | None:
     "The text an output shows (a stream, a plain result, or a log printed as HTML paragraphs); None for others."
     data = output.get('data', {})
     if output.output_type == 'stream': return output.text
-    bare = re.sub(r'<style>.*?</style>|<progress[^>]*>.*?</progress>|</?(div|p)>', '', data.get('text/html', '<i>'), flags=re.S)
-    if '<' not in bare and re.search(r'<progress|progress \{|<p>epoch ', data['text/html']):  # fastprogress: keep its lines
-        return html.unescape('\n'.join(re.findall(r'<p>([^<]*)</p>', data['text/html'])))
+    shown = data.get('text/html', '')  # fastprogress's display: its style sheet, its bar and its lines, of which the page keeps the lines
+    if re.search(r'<progress|progress \{|<p>epoch ', shown) and '<' not in re.sub(FASTPROGRESS_TAGS, '', shown):
+        return html.unescape('\n'.join(re.findall(r'<p>([^<]*)</p>', shown)))
     if output.output_type == 'execute_result' and set(data) == {'text/plain'}: return data['text/plain']
     if output.output_type == 'error': return '\n'.join(output.get('traceback', []))
 
