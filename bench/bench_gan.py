@@ -24,7 +24,6 @@ from ganime_nb.data import Batches, load_images, toy_faces
 from ganime_nb.core import pick_device, seed_everything
 from ganime_nb.learner import Learner, get_method
 from ganime_nb.callbacks import ChannelsLastCB, CompileCB, MixedPrecisionCB, NaNGuardCB
-from ganime_nb import dcgan, wgan, resgan  # importing the lessons' modules registers their methods
 from timing import StepTimer, tile
 
 GAN_METHODS = ('dcgan', 'wgan', 'wgan-gp', 'resgan')

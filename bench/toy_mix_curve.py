@@ -18,9 +18,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from ganime_nb.core import GanimeError, machine_name, seed_everything
 from ganime_nb.learner import Callback, eval_mode, get_method
-from ganime_nb.callbacks import train
+from ganime_nb.run import train
 from ganime_nb.gan import GAN
-from ganime_nb.cli import MIX_SAMPLES, method_config, method_options
+from ganime_nb.cli import MIX_SAMPLES, method_options
+from ganime_nb.run import method_config
 from ganime_nb.metrics import hair_colour_distance, hair_colours
 
 RUN_OPTIONS = ('data', 'epochs', 'batch_size') # what --set may change besides the method's options

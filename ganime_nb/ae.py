@@ -15,7 +15,7 @@ from fastcore.basics import store_attr
 
 from .core import GanimeError, layer_widths
 from .data import interleave
-from .learner import Method, eval_mode, register_method
+from .learner import Method, eval_mode
 
 # %% ../nbs/10_autoencoder.ipynb #8cba3ad8
 MAX_WIDTH = 512 # channels of the autoencoders' widest block
@@ -51,7 +51,6 @@ class Decoder(nn.Sequential):
                          nn.ReLU(inplace=True), *blocks, nn.ConvTranspose2d(ws[-1], channels, 4, 2, 1), nn.Tanh())
 
 # %% ../nbs/10_autoencoder.ipynb #bbd0b225
-@register_method
 class Autoencoder(Method):
     "Convolutional autoencoder: compress a face to a latent vector and rebuild it (MSE loss)."
     name = 'ae'

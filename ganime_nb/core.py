@@ -8,9 +8,9 @@ Docs: https://ganime-course.github.io/ganime/core.html.md"""
 __all__ = ['LOCK_FILE', 'SCALES', 'DIST_TIMEOUT', 'GanimeError', 'DiskFullError', 'atomic_write', 'atomic_save', 'atomic_append',
            'process_stat', 'process_alive', 'remove_stale_temporaries', 'interactive', 'progress', 'shown_path',
            'writable_folder', 'writable_file', 'writable_image', 'claim_folder', 'from_uint8', 'to_uint8',
-           'pick_device', 'real_scale', 'cpu_has_amx', 'machine_name', 'seed_everything', 'rng_state', 'set_rng_state',
-           'forked_rng', 'layer_widths', 'DistContext', 'init_distributed', 'average_gradients', 'training_device',
-           'broadcast_module']
+           'pick_device', 'real_scale', 'cpu_has_amx', 'machine_name', 'seed_offset', 'seed_everything', 'rng_state',
+           'set_rng_state', 'forked_rng', 'layer_widths', 'DistContext', 'init_distributed', 'average_gradients',
+           'training_device', 'broadcast_module']
 
 # %% ../nbs/00_core.ipynb #f1e4a520
 import atexit, errno, io, math, os, platform, random, sys, time
@@ -245,7 +245,7 @@ def machine_name() -> str:
 
 
 # %% ../nbs/00_core.ipynb #e5b22954
-def _seed_offset() -> int:
+def seed_offset() -> int:
     "$GANIME_SEED_OFFSET as a whole number (0 when unset), or a one-line error."
     offset = os.environ.get('GANIME_SEED_OFFSET', '').strip() or '0'
     try: return int(offset)
@@ -253,7 +253,7 @@ def _seed_offset() -> int:
 
 def seed_everything(seed:int):
     "Seed Python's and PyTorch's random number generators (all devices); `$GANIME_SEED_OFFSET` shifts every seed."
-    seed += _seed_offset()  # tools/check_notebooks.py reruns the lessons under other seeds
+    seed += seed_offset()  # tools/check_notebooks.py reruns the lessons under other seeds
     random.seed(seed)
     torch.manual_seed(seed)
 
@@ -314,10 +314,10 @@ def average_gradients(params, world_size:int):
     "Average the gradients of `params` over all processes with one all-reduce."
     grads = [p.grad for p in params if p.grad is not None]
     if world_size == 1 or not grads: return
-    flat = torch._utils._flatten_dense_tensors(grads)
+    flat = torch.cat([g.reshape(-1) for g in grads])  # one message instead of one per tensor
     dist.all_reduce(flat)
     flat /= world_size
-    for g, avg in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)): g.copy_(avg)
+    for g, avg in zip(grads, flat.split([g.numel() for g in grads])): g.copy_(avg.view_as(g))
 
 def training_device(device=None) -> torch.device:
     "This process's device: under torchrun its own GPU (or the CPU), otherwise `pick_device(device)`."

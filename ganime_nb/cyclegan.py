@@ -27,9 +27,10 @@ from fastcore.basics import patch, store_attr
 from .core import GanimeError, from_uint8, to_uint8, writable_folder, shown_path
 from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, save_images, toy_faces, zip_items
 from .metrics import TinyFeatures, detection_rate, extract_features, fid_kid, hair_colour_distance, hair_colour_mix, read_hair_colours
-from .learner import Callback, Method, eval_mode, frozen, load_method, register_method
+from .learner import OPTION_RANGES, Callback, Method, check_options, eval_mode, frozen, load_method
 from .callbacks import LinearDecayCB, decay_factor
 from .gan import WeightAverage, clip_weights, diff_augment, parse_augmentations
+from .dcgan import norm_layer
 from .losses import get_loss
 
 # %% ../nbs/30_cyclegan.ipynb #09106608
@@ -43,9 +44,7 @@ def padded_conv(in_channels:int, out_channels:int, kernel:int=3, stride:int=1) -
 
 def image_norm(kind:str, channels:int) -> nn.Module:
     "Instance norm (each channel of each image on its own: the paper's) or layer norm (all of an image's channels together)."
-    if kind == 'instance': return nn.InstanceNorm2d(channels)
-    if kind == 'layer': return nn.GroupNorm(1, channels)
-    raise GanimeError(f'unknown normalisation {kind!r}: use instance or layer')
+    return norm_layer(kind, channels, allowed=('instance', 'layer'))  # never batch norm: it would mix the images of a batch
 
 def conv_norm_relu(in_channels:int, out_channels:int, kernel:int=3, stride:int=1, norm:str='instance') -> nn.Sequential:
     "Padded convolution, normalisation (`image_norm`), ReLU."
@@ -282,7 +281,6 @@ def unpaired_batches(spec:str='toy', # two domains, see `domain_sources`
 _DIRECTIONS = {'a2b': 'g_ab', 'b2a': 'g_ba'}
 
 # %% ../nbs/30_cyclegan.ipynb #c824d3bd
-@register_method
 class CycleGAN(Method):
     "CycleGAN: translate between two unpaired domains (photos ↔ anime faces) with two generators and two PatchGANs."
     name = 'cyclegan'
@@ -332,10 +330,7 @@ class CycleGAN(Method):
             raise GanimeError(f'attention scores its logits as real or fake, which the {self.loss} loss has no targets for: use lsgan')
         if self.label_noise and not self.gan_loss.targets:
             raise GanimeError(f'the {self.loss} loss has no real/fake targets, so --label-noise does not apply to it')
-        if not 0 <= self.label_noise < 1: raise GanimeError(f'label noise must be in [0, 1), got {self.label_noise}')
-        if not 0 <= self.decay_start <= 1: raise GanimeError(f'decay start is a fraction of training, in [0, 1]; got {self.decay_start}')
-        if self.colour_weight < 0: raise GanimeError(f'colour weight must be 0 or more, got {self.colour_weight}')
-        if not 0 <= self.ema < 1: raise GanimeError(f'ema must be in [0, 1); got {self.ema}')
+        check_options({k: v for k, v in vars(self).items() if k in OPTION_RANGES})  # the numeric ranges every method shares
         if self.augment: parse_augmentations(self.augment)  # a clear error for an unknown name, before any work
 
     @property
@@ -514,7 +509,6 @@ def patch_nce_loss(q:torch.Tensor, k:torch.Tensor, tau:float=0.07) -> torch.Tens
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
 # %% ../nbs/30_cyclegan.ipynb #adc41c13
-@register_method
 class CUT(CycleGAN):
     "Contrastive unpaired translation: one generator (photo -> anime), one discriminator, PatchNCE instead of the cycle."
     name = 'cut'
@@ -679,7 +673,7 @@ def run_translate(args):
     "Translate a folder of images from the command line."
     if args.batch_size < 1: raise GanimeError('--batch-size must be at least 1')
     print(translate_folder(args.checkpoint, args.input, args.out, args.direction, args.batch_size,
-                           None if args.device == 'auto' else args.device, args.overwrite))
+                           args.device, args.overwrite))
 
 def cli_commands() -> dict:
     "The commands this lesson adds to `ganime`: name -> (add its arguments to a parser, run it)."

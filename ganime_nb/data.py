@@ -9,8 +9,8 @@ __all__ = ['TOY_ATTRIBUTES', 'TOY_DOMAINS', 'MAX_TOY', 'IMAGE_SUFFIXES', 'MAX_PI
            'HUB_DATASETS', 'TOY_SIZE', 'MAX_FILE_BYTES', 'HUB_HOST', 'CACHE_VERSION', 'LESSON_FACES', 'DataError',
            'hair_palette', 'toy_face', 'CleanReport', 'ImageSet', 'toy_faces', 'to_unit', 'image_grid', 'show_images',
            'save_images', 'interleave', 'to_rgb', 'prepare_image', 'clean_images', 'Source', 'is_toy_source',
-           'parse_source', 'TooLarge', 'folder_items', 'zip_items', 'hub_items', 'default_data_dir', 'spread_order',
-           'source_name', 'load_images', 'fits_on_device', 'Batches', 'real_faces_source']
+           'check_not_empty', 'parse_source', 'TooLarge', 'folder_items', 'zip_items', 'hub_items', 'default_data_dir',
+           'spread_order', 'source_name', 'load_images', 'fits_on_device', 'Batches', 'real_faces_source']
 
 # %% ../nbs/01_data.ipynb #0e9bb5df
 import hashlib, io, math, os, random, re, socket, threading, zipfile, zlib
@@ -389,10 +389,14 @@ def is_toy_source(spec) -> bool:
     "Whether a data source names the built-in toy faces (`toy`, `toy:500`, `toy-photo`, ...)."
     return _toy_domain(str(spec)) is not None
 
+def check_not_empty(spec):
+    "A one-line error for an empty data source (an empty --data), before any work."
+    if not str(spec).strip(): raise DataError("the data source is empty: give toy, a folder, a zip or a hub dataset such as huggan/anime-faces")
+
 def parse_source(spec:str) -> Source:
     "Parse a source string (see the table above), checking that paths exist."
     spec = str(spec)
-    if not spec.strip(): raise DataError("the data source is empty: give toy, a folder, a zip or a hub dataset such as huggan/anime-faces")
+    check_not_empty(spec)
     if toy := _toy_domain(spec):
         name, domain = toy
         count = spec[len(name) + 1:] or str(TOY_SIZE)

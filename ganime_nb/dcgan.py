@@ -15,7 +15,6 @@ from fastcore.basics import store_attr
 
 from .core import GanimeError, layer_widths
 from .gan import GAN
-from .learner import register_method
 
 # %% ../nbs/21_dcgan.ipynb #c551dac0
 UPSAMPLING = ('transposed', 'nearest')
@@ -51,14 +50,13 @@ class DCGANGenerator(nn.Sequential):
         dcgan_init(self)
 
 # %% ../nbs/21_dcgan.ipynb #b2ecedf1
-NORMS = ('batch', 'layer', 'none')
+NORMS = ('batch', 'layer', 'none') # the discriminator's choices (CycleGAN's networks take `instance` too)
+_NORM_LAYERS = dict(batch=nn.BatchNorm2d, instance=nn.InstanceNorm2d, layer=lambda c: nn.GroupNorm(1, c), none=lambda c: nn.Identity())
 
-def norm_layer(kind:str, channels:int) -> nn.Module:
-    "Batch norm, layer norm (over channels and pixels, one group) or nothing."
-    if kind == 'batch': return nn.BatchNorm2d(channels)
-    if kind == 'layer': return nn.GroupNorm(1, channels)
-    if kind == 'none': return nn.Identity()
-    raise GanimeError(f'unknown normalisation {kind!r}: use one of {", ".join(NORMS)}')
+def norm_layer(kind:str, channels:int, allowed=NORMS) -> nn.Module:
+    "Batch norm, instance norm (each channel of each image alone), layer norm (an image's channels and pixels together) or nothing."
+    if kind not in allowed: raise GanimeError(f'unknown normalisation {kind!r}: use one of {", ".join(allowed)}')
+    return _NORM_LAYERS[kind](channels)
 
 class DCGANDiscriminator(nn.Sequential):
     "Image (N, C, size, size) -> one score per image (N,), a logit: strided convs, LeakyReLU(0.2), normalised except the first."
@@ -81,11 +79,10 @@ def checkerboard_energy(images:torch.Tensor) -> float:
     return (at_nyquist / power.sum((-2, -1)).clamp_min(1e-12)).mean().item()
 
 # %% ../nbs/21_dcgan.ipynb #eb102c53
-@register_method
 class DCGAN(GAN):
     "DCGAN (Radford et al., 2016): transposed-conv generator, strided-conv discriminator, batch norm, Adam(2e-4, β1 0.5)."
     name = 'dcgan'
-    toy_defaults = dict(size=32, width=16, lr=3e-4, ema=0.999, r1=2.0, r1_every=4, epochs=60, batch_size=64) # `ganime train dcgan --data toy`: see the command-line section
+    toy_defaults = dict(size=32, width=16, lr=3e-4, ema=0.999, r1=2.0, r1_every=4, epochs=60) # `ganime train dcgan --data toy`: see the command-line section
     def __init__(self, upsample:str='transposed', # generator upsampling: transposed (DCGAN's) or nearest (+ 3x3 conv)
                  d_norm:str='batch', # discriminator normalisation: batch (DCGAN's), layer or none (for a gradient penalty)
                  **options): # the options every GAN has: see `GAN`

@@ -18,7 +18,7 @@ from torch import nn
 from fastcore.basics import patch, store_attr
 
 from .core import GanimeError
-from .learner import Method, eval_mode, frozen
+from .learner import OPTION_RANGES, Method, check_options, eval_mode, frozen
 from .losses import get_loss, gradient_penalty
 
 # %% ../nbs/20_gan.ipynb #9161fbfc
@@ -46,12 +46,9 @@ class GAN(Method):
                  r1_every:int=1): # R1 at every n-th discriminator step only, weighted n times (lazy, as in StyleGAN2): cheaper
         super().__init__()
         store_attr()
-        if not 0 <= ema < 1: raise GanimeError(f'ema must be in [0, 1); got {ema}')
         if standing_stats and not ema: raise GanimeError('standing_stats measures the statistics of the moving average: it needs ema (e.g. 0.999)')
-        if r1 < 0: raise GanimeError(f'r1 is the weight of a penalty and cannot be negative; got {r1}')
         if augment: parse_augmentations(augment)  # a clear error for an unknown name, before any work
-        for name in ('latent', 'width', 'n_critic', 'r1_every'):  # checked before the networks are built, not where a zero-sized layer fails
-            if getattr(self, name) < 1: raise GanimeError(f'{name} must be at least 1; got {getattr(self, name)}')
+        check_options({k: v for k, v in vars(self).items() if k in OPTION_RANGES})  # before the networks are built, not where a zero-sized layer fails
 
     def __init_subclass__(cls, **kwargs):
         "Give every subclass a constructor with its own options (see `_options_signature`)."
@@ -91,9 +88,9 @@ class GAN(Method):
         if generator is None: return torch.randn(n, self.latent, device=self.device)
         return torch.randn(n, self.latent, generator=generator).to(self.device)
 
-    def seen_by_discriminator(self, images:torch.Tensor, progress:float) -> torch.Tensor:
+    def seen_by_discriminator(self, images:torch.Tensor, done:float) -> torch.Tensor: # done: the fraction of training done
         "What D is shown of `images`: their augmentations (if `augment` is set), then the loss's perturbation (instance noise)."
-        return self.gan_loss.perturb(diff_augment(images, self.augment) if self.augment else images, progress)  # diff_augment comes later in this lesson
+        return self.gan_loss.perturb(diff_augment(images, self.augment) if self.augment else images, done)  # diff_augment comes later in this lesson
 
     def r1_penalty(self, real:torch.Tensor, step:int=0) -> torch.Tensor:
         "R1 (Mescheder et al., 2018): γ/2 · mean ‖∇D(x)‖² at the real images D sees, added to D's loss; zero when `r1` is 0."
@@ -149,17 +146,17 @@ class PointsGAN(GAN):
         self.build(_mlp(self.latent, 2, hidden), nn.Sequential(_mlp(2, 1, hidden), nn.Flatten(0)))
 
 # %% ../nbs/20_gan.ipynb #b9bad989
-def _progress(learn) -> float:
+def _fraction_done(learn) -> float:
     "How far training has come, from 0 to 1 (for annealed tricks such as instance noise)."
     return learn.step / max(1, getattr(learn, 'n_epochs', 1) * len(learn.data))
 
 @patch
 def train_step(self:GAN, real:torch.Tensor, learn) -> dict:
     "One discriminator update; every `n_critic`-th step also one generator update. Returns losses, D(x) and D(G(z))."
-    loss, progress = self.gan_loss, _progress(learn)
+    loss, done = self.gan_loss, _fraction_done(learn)
     generator_turn = (learn.step + 1) % self.n_critic == 0
     with torch.set_grad_enabled(generator_turn): fake = self.G(self.noise(len(real)))  # keep G's graph only if G updates
-    real_in, fake_in = self.seen_by_discriminator(real, progress), self.seen_by_discriminator(fake.detach(), progress)
+    real_in, fake_in = self.seen_by_discriminator(real, done), self.seen_by_discriminator(fake.detach(), done)
     real_scores, fake_scores = self.D(real_in), self.D(fake_in)
     d_loss = loss.d_loss(real_scores, fake_scores)
     penalty, r1 = loss.penalty(self.D, real_in, fake_in), self.r1_penalty(real_in, learn.step)
@@ -170,7 +167,7 @@ def train_step(self:GAN, real:torch.Tensor, learn) -> dict:
     if self.r1: logs['r1'] = r1.detach()
     if generator_turn:
         with frozen(self.D):  # gradients flow through D to G, but D's own are not needed
-            g_loss = loss.g_loss(self.D(self.seen_by_discriminator(fake, progress)))
+            g_loss = loss.g_loss(self.D(self.seen_by_discriminator(fake, done)))
             learn.update(g_loss, 'generator')
         self.after_generator_update()
     else: g_loss = loss.g_loss(fake_scores.detach())  # measured, not trained on

@@ -31,7 +31,7 @@ _FRACTION, _CLOSED_FRACTION = (lambda v: 0 <= v < 1, 'must be in [0, 1)'), (lamb
 OPTION_RANGES = dict( # the valid values of every method's numeric options, checked before any work
     lr=_POSITIVE, lr_d=_POSITIVE, clip=_POSITIVE, beta1=_FRACTION, beta2=_FRACTION, ema=_FRACTION, label_smoothing=_FRACTION,
     label_noise=_FRACTION, decay_start=_CLOSED_FRACTION, beta=_NOT_NEGATIVE, warmup_steps=_NOT_NEGATIVE, r1=_NOT_NEGATIVE,
-    instance_noise=_NOT_NEGATIVE, cycle_weight=_NOT_NEGATIVE, identity_weight=_NOT_NEGATIVE, embed_weight=_NOT_NEGATIVE, cam_weight=_NOT_NEGATIVE, nce_weight=_NOT_NEGATIVE, tau=_POSITIVE, patches=_AT_LEAST_1,
+    instance_noise=_NOT_NEGATIVE, cycle_weight=_NOT_NEGATIVE, identity_weight=_NOT_NEGATIVE, embed_weight=_NOT_NEGATIVE, cam_weight=_NOT_NEGATIVE, nce_weight=_NOT_NEGATIVE, colour_weight=_NOT_NEGATIVE, tau=_POSITIVE, patches=_AT_LEAST_1,
     pool_size=_NOT_NEGATIVE, res_blocks=_NOT_NEGATIVE, size=_AT_LEAST_1, latent=_AT_LEAST_1, width=_AT_LEAST_1,
     disc_width=_AT_LEAST_1, disc_layers=_AT_LEAST_1, gen_kernel=_AT_LEAST_1, n_critic=_AT_LEAST_1, r1_every=_AT_LEAST_1)
 
@@ -46,7 +46,7 @@ def check_options(options:dict, ranges:dict=OPTION_RANGES):
 class Method:
     "A generative method: its networks, optimisers and training step. The `Learner` runs everything else."
     name = None # the method's name on the command line
-    run_defaults = dict(epochs=5, batch_size=64) # how a run of this method trains unless told otherwise
+    run_defaults = {} # run options (epochs, batch size, ...) this method trains with unless told otherwise, where they differ from every run's
     toy_defaults = {} # what makes `ganime train NAME --data toy` a short run that works: options and run options
 
     def __init__(self): self.models = nn.ModuleDict()
@@ -119,24 +119,26 @@ class frozen:
         for p, flag in zip(self.params, self.flags): p.requires_grad_(flag)
 
 # %% ../nbs/02_learner.ipynb #599270b2
-_METHODS = {}
-COURSE_METHODS = {'ae': 'ae', 'vae': 'vae', 'dcgan': 'dcgan', 'wgan': 'wgan', 'wgan-gp': 'wgan', 'resgan': 'resgan',
-                  'cyclegan': 'cyclegan', 'cut': 'cyclegan'} # the course's methods, and the module of ganime_nb that registers each
+COURSE_METHODS = {'ae': 'ae.Autoencoder', 'vae': 'vae.VAE', 'dcgan': 'dcgan.DCGAN', 'wgan': 'wgan.WGAN', 'wgan-gp': 'wgan.WGANGP',
+                  'resgan': 'resgan.ResGAN', 'cyclegan': 'cyclegan.CycleGAN', 'cut': 'cyclegan.CUT'} # the course's methods: name -> module.Class in ganime_nb
+_METHODS = {} # methods of your own, by name (`register_method`)
 
 def register_method(cls):
-    "Class decorator: make a `Method` known to the command line and to checkpoints by its `name`."
+    "Make a `Method` of your own known to the command line and to checkpoints by its `name` (a call, or a class decorator)."
     _METHODS[cls.name] = cls
     return cls
 
 def available_methods() -> list:
-    "Names of the registered methods, in the order their modules registered them."
-    return list(_METHODS)
+    "Names of the course's methods, then of the methods you registered."
+    return [*COURSE_METHODS, *(n for n in _METHODS if n not in COURSE_METHODS)]
 
 def get_method(name:str) -> type:
-    "The `Method` registered as `name` (a course method's module is imported on first use; nothing else ever is)."
+    "The method called `name`: one you registered, else the course's (its module imported on first use); nothing else is ever imported."
     if not isinstance(name, str): raise GanimeError(f'a method name must be text, not {type(name).__name__}')
-    if name not in _METHODS and name in COURSE_METHODS: importlib.import_module(f'ganime_nb.{COURSE_METHODS[name]}')
     if name in _METHODS: return _METHODS[name]
+    if name in COURSE_METHODS:
+        module, cls = COURSE_METHODS[name].split('.')
+        return getattr(importlib.import_module(f'ganime_nb.{module}'), cls)
     raise GanimeError(f'unknown method {name!r}; known: {", ".join(sorted({*_METHODS, *COURSE_METHODS}))} '
                       '(a method of your own: register_method(YourClass) before loading it)')
 
@@ -357,12 +359,14 @@ def load_weights(method:Method, state:dict, where:str='the checkpoint'):
             raise GanimeError(f"{where}'s {k} does not fit {method.name}{written_by(state)}: {first}") from None
 
 @patch
-def load_state_dict(self:Learner, state:dict):
+def load_state_dict(self:Learner, state:dict,
+                    changes:dict=None): # the option changes `resolve_run` already found and allowed (None: check them here)
     "Continue the run saved in `state` (from `read_checkpoint`); a lowered learning rate replaces the saved one."
     if self.opts is None: self._prepare()  # optimisers to load into
     if state['method'] != self.method.name:
         raise GanimeError(f"the checkpoint was made by {state['method']}, not by {self.method.name}")
-    config_changes = resume_changes(state['config'], self.method.config, where=f"the checkpoint's {state['method']}")
+    if changes is None: changes = resume_changes(state['config'], self.method.config, where=f"the checkpoint's {state['method']}")
+    config_changes = {k: v for k, v in changes.items() if k in state['config']}
     load_weights(self.method, state, where='the checkpoint')
     try:
         for k, o in self.opts.items(): o.load_state_dict(state['optimizers'][k])

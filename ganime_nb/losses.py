@@ -58,9 +58,9 @@ class GANLoss:
         "A regulariser of the discriminator's gradient, added to `d_loss` (zero unless the loss defines one)."
         return real.new_zeros((), dtype=torch.float32)
 
-    def perturb(self, images:torch.Tensor, progress:float=0.0) -> torch.Tensor:
-        "`images` with instance noise added, its std shrinking linearly from `instance_noise` at `progress` 0 to none at 1."
-        std = self.instance_noise * max(0.0, 1.0 - progress)
+    def perturb(self, images:torch.Tensor, done:float=0.0) -> torch.Tensor: # done: the fraction of training done
+        "`images` with instance noise added, its std shrinking linearly from `instance_noise` when none of training is `done` to none at the end."
+        std = self.instance_noise * max(0.0, 1.0 - done)
         return images + std * torch.randn_like(images) if std > 0 else images
 
     def view(self, scores:torch.Tensor) -> torch.Tensor:

@@ -496,7 +496,7 @@ def run_eval(args):
     if args.k >= min(args.n, args.reference or args.n):
         raise GanimeError(f'--k {args.k} neighbours need more than {args.k} samples and real images: lower --k or raise -n')
     if args.json: writable_file(args.json, what='--json')
-    device = None if args.device == 'auto' else args.device
+    device = args.device  # 'auto' is pick_device's choice
     state = read_checkpoint(args.checkpoint)
     method = load_method(args.checkpoint, device)
     reference, source = _reference_set(args, state)

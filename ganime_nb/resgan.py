@@ -15,7 +15,6 @@ from torch import nn
 from torch.nn.utils import parametrize
 from fastcore.basics import store_attr
 
-from .learner import register_method
 from .core import layer_widths
 from .gan import GAN
 
@@ -117,7 +116,6 @@ class ResDiscriminator(nn.Module):
     def forward(self, x): return self.score(self.blocks(x).sum((2, 3))).flatten()
 
 # %% ../nbs/24_resgan.ipynb #e5e9e6a9
-@register_method
 class ResGAN(GAN):
     "Residual GAN (SNGAN-style): upsample+conv blocks in G, average-pool blocks in D, spectral norm, hinge loss."
     name = 'resgan'

@@ -16,7 +16,7 @@ from fastcore.meta import delegates
 from .ae import Autoencoder, Encoder
 from .core import GanimeError
 from .data import interleave
-from .learner import eval_mode, register_method
+from .learner import eval_mode
 
 # %% ../nbs/11_vae.ipynb #4b881eb2
 def reparameterize(mu:torch.Tensor, # means (N, latent)
@@ -56,7 +56,6 @@ def kl_weight(step:int, # training steps done so far
     return beta if warmup_steps <= 0 else beta * min(1.0, step / warmup_steps)
 
 # %% ../nbs/11_vae.ipynb #6ee8cb18
-@register_method
 class VAE(Autoencoder):
     "Variational autoencoder: the encoder outputs a normal distribution per face; loss = reconstruction + beta * KL."
     name = 'vae'

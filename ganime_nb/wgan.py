@@ -11,12 +11,10 @@ __all__ = ['WGAN', 'WGANGP']
 import torch
 from fastcore.basics import store_attr
 
-from .learner import register_method
 from .gan import WGAN_CLIP, clip_weights
 from .dcgan import DCGAN
 
 # %% ../nbs/23_wgan.ipynb #1daa310a
-@register_method
 class WGAN(DCGAN):
     "WGAN (Arjovsky et al., 2017): a DCGAN critic kept Lipschitz by weight clipping, 5 critic steps per G step, RMSprop."
     name = 'wgan'
@@ -37,7 +35,6 @@ class WGAN(DCGAN):
         clip_weights(self.D, self.clip)
 
 # %% ../nbs/23_wgan.ipynb #4746ac33
-@register_method
 class WGANGP(DCGAN):
     "WGAN-GP (Gulrajani et al., 2017): a critic without batch norm, a gradient penalty of weight 10, Adam(1e-4, β (0, 0.9))."
     name = 'wgan-gp'

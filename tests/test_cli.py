@@ -4,7 +4,7 @@ import json
 import torch
 from PIL import Image
 
-from ganime_nb import cli  # registers every method
+from ganime_nb import cli
 from ganime_nb.learner import get_method, read_checkpoint
 
 TINY = ['--size', '32', '--width', '8', '--latent', '16', '--batch-size', '16', '--samples', '16', '--device', 'cpu']

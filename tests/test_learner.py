@@ -8,7 +8,8 @@ import torch
 from ganime_nb.ae import Autoencoder
 from ganime_nb.core import GanimeError, atomic_save, seed_everything
 from ganime_nb.learner import Callback, Learner, NonFiniteLossError, get_method, read_checkpoint
-from ganime_nb.callbacks import CheckpointCB, NaNGuardCB, train
+from ganime_nb.callbacks import CheckpointCB, NaNGuardCB
+from ganime_nb.run import train
 
 SMALL = dict(size=32, latent=16, width=8)
 
@@ -130,3 +131,37 @@ def test_callback_order_is_checked(tmp_path):
     class Early(Callback): order, run_after = -50, ('CheckpointCB',)
     with pytest.raises(GanimeError, match=r'Early \(order -50\) must run after CheckpointCB: give it a higher order'):
         _train(tmp_path / 'run', 1, cbs=[Early()])
+
+
+def test_a_resume_reads_the_checkpoint_once_and_checks_its_options_once(tmp_path, monkeypatch):
+    "From the command line and from `train`, a resumed run reads checkpoint.pt once, and finds each contradiction in one place."
+    from ganime_nb import cli, learner, run
+    common = ['--data', 'toy:64', '--size', '32', '--width', '8', '--latent', '16', '--batch-size', '16', '--samples', '4', '--device', 'cpu']
+    assert cli.main(['train', 'ae', *common, '--epochs', '1', '--out', str(tmp_path / 'a')]) == 0
+    reads, checks = [], []
+    real_load, real_changes = torch.load, run.resume_changes
+    monkeypatch.setattr(torch, 'load', lambda f, *a, **k: reads.append(Path(f).name) or real_load(f, *a, **k))
+    monkeypatch.setattr(run, 'resume_changes', lambda *a, **k: checks.append(k['where']) or real_changes(*a, **k))
+    monkeypatch.setattr(learner, 'resume_changes', lambda *a, **k: checks.append(k['where']) or real_changes(*a, **k))
+    assert cli.main(['train', 'ae', '--out', str(tmp_path / 'a'), '--resume', '--epochs', '2', '--lr', '5e-4']) == 0
+    assert reads == ['checkpoint.pt'] and checks == ['the saved run', 'the saved ae run']
+    state = read_checkpoint(tmp_path / 'a' / 'checkpoint.pt')
+    assert state['epochs_done'] == 2 and state['config']['lr'] == 5e-4 and state['run']['batch_size'] == 16
+    reads.clear(); checks.clear()
+    seed_everything(0)
+    learn = train(Autoencoder(size=32, width=8, latent=16, lr=2.5e-4), out=tmp_path / 'a', resume=True, epochs=3, samples=4, device='cpu')
+    assert reads == ['checkpoint.pt'] and checks == ['the saved run', 'the saved ae run']
+    assert learn.changes == {'epochs': (2, 3), 'lr': (5e-4, 2.5e-4)} and learn.epochs_done == 3
+
+
+def test_a_run_config_says_where_each_option_came_from():
+    "Base defaults, the method's, its toy preset, the checkpoint, the options given: the strongest wins and is named."
+    from ganime_nb.run import RUN_OPTIONS, resolve_run
+    config = resolve_run('vae', dict(data='toy', limit=100), dict(beta=0.5))
+    assert config.run == {**RUN_OPTIONS, 'size': 32, 'epochs': 60, 'limit': 100}
+    assert [config.origin[k] for k in ('batch_size', 'epochs', 'limit', 'beta', 'recon', 'size')] == ['default', 'toy preset', 'given', 'given', 'method', 'toy preset']
+    resumed = resolve_run('vae', dict(epochs=80), checkpoint=dict(method='vae', config=config.options, run=config.run))
+    assert resumed.options == config.options and resumed.run == {**config.run, 'epochs': 80} and resumed.changes == {'epochs': (60, 80)}
+    assert resumed.origin['beta'] == resumed.origin['limit'] == 'checkpoint' and resumed.origin['epochs'] == 'given'
+    with pytest.raises(GanimeError, match='colour images need a method with channels=3, not 1'):
+        resolve_run(Autoencoder(size=32, channels=1), dict(data='toy'))

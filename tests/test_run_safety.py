@@ -8,7 +8,8 @@ from PIL import Image
 
 from ganime_nb import cli, core
 from ganime_nb.ae import Autoencoder
-from ganime_nb.callbacks import auto_precision, MixedPrecisionCB, train
+from ganime_nb.callbacks import auto_precision, MixedPrecisionCB
+from ganime_nb.run import train
 from ganime_nb.core import DiskFullError, GanimeError, LOCK_FILE, seed_everything
 from ganime_nb.data import MAX_FILE_BYTES, load_images, prepare_image, toy_face
 from ganime_nb.learner import Callback, read_checkpoint

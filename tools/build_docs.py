@@ -35,7 +35,7 @@ EXTERNAL = re.compile(r'^([a-zA-Z][a-zA-Z0-9+.-]*:|//)')  # http:, mailto:, data
 FASTPROGRESS_TAGS = re.compile(r'<style>.*?</style>|<progress[^>]*>.*?</progress>|</?(div|p)>', re.S)
 EPOCH_LINE = re.compile(r'^epoch \d+/\d+\b')  # one line of a training log, as ProgressCB prints it
 LESSON_GROUPS = {'0': 'Foundations', '1': 'Autoencoders', '2': 'GANs', '3': 'Translation'}  # by the tens of the number
-NUMBER_PREFIX = re.compile(r'^(\d+)_')
+NUMBER_PREFIX = re.compile(r'^(\d+[a-z]?)_')  # '21' of 21_dcgan, '03a' of 03a_run
 TITLE = re.compile(r'''(?:\btitle\s*=\s*|\.(?:set_title|suptitle|title)\()\s*f?(['"])(.*?)(?<!\\)\1''')  # title=, ax.set_title(...
 
 
@@ -104,7 +104,7 @@ class Page:
     def number(self) -> str: return (NUMBER_PREFIX.match(posixpath.basename(self.rel)) or ['', ''])[1]  # '21': 21_dcgan
     @property
     def group(self) -> str:  # in the sidebar: the tens of the lesson number, named in LESSON_GROUPS
-        tens = self.number[:-1].lstrip('0') or '0'
+        tens = self.number.rstrip('abcdefghijklmnopqrstuvwxyz')[:-1].lstrip('0') or '0'
         return LESSON_GROUPS.get(tens, f'Lessons {tens}0–{tens}9') if self.number else ''
     def link(self, current=None) -> dict:  # how the sidebar and the pager name the page
         return dict(href=self.href, number=self.number, current=self is current, label='Home' if self.rel == 'index.ipynb' else self.title)

@@ -26,9 +26,8 @@ import torchvision.transforms.v2.functional as TF
 from ganime_nb.core import GanimeError, seed_everything
 from ganime_nb.data import folder_items, image_grid, interleave, prepare_image, real_faces_source, toy_faces
 from ganime_nb.learner import get_method, read_checkpoint, load_method
-from ganime_nb.callbacks import train
+from ganime_nb.run import train
 from ganime_nb.cyclegan import selfie2anime_source
-from ganime_nb import ae, vae, dcgan, wgan, resgan  # importing a method module registers its methods
 
 # method -> (options, epochs, batch size): the lessons' settings, tiny on toy faces and full on real data
 PRESETS = {
