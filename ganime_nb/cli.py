@@ -130,11 +130,10 @@ def run_train(args):
     options = _given(args, train_options())
     out = Path(options.pop('out', None) or f'runs/{cls.name}')
     learn = train(cls, out=out, options=_given(args, method_options(cls)), **options)  # built there, from the options resolved once
-    method = learn.method
     if learn.is_main:
         print(f'{learn.epochs_done} epochs done. Run folder {out}: checkpoint.pt, log.jsonl, losses.png')
         print(f'Sample grid: {out}/samples/epoch_{learn.epochs_done:03d}.png')
-        for line in _hair_colour_lines(method, learn.run['data'], options.get('samples', 64)): print(line)
+        for line in _hair_colour_lines(learn.method, learn.run['data'], options.get('samples', 64)): print(line)
         for line in _speed_tip(learn, options): print(line)
 
 # %% ../nbs/04_cli.ipynb #2f226f3c

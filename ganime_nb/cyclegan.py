@@ -27,7 +27,7 @@ from fastcore.basics import patch, store_attr
 from .core import GanimeError, from_uint8, to_uint8, writable_folder, shown_path
 from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, save_images, toy_faces, zip_items
 from .metrics import TinyFeatures, detection_rate, extract_features, fid_kid, hair_colour_distance, hair_colour_mix, read_hair_colours
-from .learner import OPTION_RANGES, Callback, Method, check_options, eval_mode, frozen, load_method
+from .learner import Callback, Method, eval_mode, frozen, load_method
 from .callbacks import LinearDecayCB, decay_factor
 from .gan import WeightAverage, clip_weights, diff_augment, parse_augmentations
 from .dcgan import norm_layer
@@ -330,7 +330,7 @@ class CycleGAN(Method):
             raise GanimeError(f'attention scores its logits as real or fake, which the {self.loss} loss has no targets for: use lsgan')
         if self.label_noise and not self.gan_loss.targets:
             raise GanimeError(f'the {self.loss} loss has no real/fake targets, so --label-noise does not apply to it')
-        check_options({k: v for k, v in vars(self).items() if k in OPTION_RANGES})  # the numeric ranges every method shares
+        self.check_ranges()  # the numeric ranges every method shares
         if self.augment: parse_augmentations(self.augment)  # a clear error for an unknown name, before any work
 
     @property

@@ -18,7 +18,7 @@ from torch import nn
 from fastcore.basics import patch, store_attr
 
 from .core import GanimeError
-from .learner import OPTION_RANGES, Method, check_options, eval_mode, frozen
+from .learner import Method, eval_mode, frozen
 from .losses import get_loss, gradient_penalty
 
 # %% ../nbs/20_gan.ipynb #9161fbfc
@@ -48,7 +48,7 @@ class GAN(Method):
         store_attr()
         if standing_stats and not ema: raise GanimeError('standing_stats measures the statistics of the moving average: it needs ema (e.g. 0.999)')
         if augment: parse_augmentations(augment)  # a clear error for an unknown name, before any work
-        check_options({k: v for k, v in vars(self).items() if k in OPTION_RANGES})  # before the networks are built, not where a zero-sized layer fails
+        self.check_ranges()  # before the networks are built, not where a zero-sized layer fails
 
     def __init_subclass__(cls, **kwargs):
         "Give every subclass a constructor with its own options (see `_options_signature`)."

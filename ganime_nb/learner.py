@@ -52,10 +52,18 @@ class Method:
     def __init__(self): self.models = nn.ModuleDict()
 
     @classmethod
+    def signature_defaults(cls) -> dict:
+        "The constructor's arguments that have defaults, with them."
+        return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty}
+
+    @classmethod
     def defaults_for(cls, data='toy') -> dict:
         "Constructor defaults and run defaults for a run on `data`: the signature, `run_defaults`, then `toy_defaults` on toy data."
-        signature = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty}
-        return {**signature, **cls.run_defaults, **(cls.toy_defaults if is_toy_source(data) else {})}
+        return {**cls.signature_defaults(), **cls.run_defaults, **(cls.toy_defaults if is_toy_source(data) else {})}
+
+    def check_ranges(self):
+        "A one-line error for the first stored option outside its range in `OPTION_RANGES` (call it before building networks)."
+        check_options({k: v for k, v in vars(self).items() if k in OPTION_RANGES})
 
     @property
     def config(self) -> dict:

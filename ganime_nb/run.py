@@ -52,8 +52,7 @@ def default_run_options(cls:type, data='toy') -> dict:
 # %% ../nbs/03a_run.ipynb #91afa15f
 def _layers(cls, data, saved:dict, given:dict) -> list:
     "(origin, values) for each layer of a run's options, from the weakest to the strongest."
-    signature = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty}
-    return [('default', RUN_OPTIONS), ('method', {**signature, **cls.run_defaults}),
+    return [('default', RUN_OPTIONS), ('method', {**cls.signature_defaults(), **cls.run_defaults}),
             ('toy preset', cls.toy_defaults if is_toy_source(data) else {}),
             ('checkpoint', {**saved['config'], **saved['run']} if saved else {}), ('given', given)]
 
