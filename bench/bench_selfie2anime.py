@@ -28,7 +28,7 @@ from ganime_nb.core import machine_name, pick_device
 from ganime_nb.cyclegan import astronaut_portrait, at_judged_size, load_cyclegan, translation_measures, unpaired_batches
 from ganime_nb.data import save_images
 from ganime_nb.learner import eval_mode, read_checkpoint
-from ganime_nb.metrics import anime_face_detector
+from ganime_nb.probes import anime_face_detector
 
 
 def run_facts(checkpoint:Path) -> dict:

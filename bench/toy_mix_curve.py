@@ -22,7 +22,7 @@ from ganime_nb.run import train
 from ganime_nb.gan import GAN
 from ganime_nb.cli import MIX_SAMPLES, method_options
 from ganime_nb.run import method_config
-from ganime_nb.metrics import hair_colour_distance, hair_colours
+from ganime_nb.probes import hair_colour_distance, hair_colours
 
 RUN_OPTIONS = ('data', 'epochs', 'batch_size') # what --set may change besides the method's options
 

@@ -11,8 +11,7 @@ __all__ = ['PRECISIONS', 'CheckpointCB', 'NaNGuardCB', 'auto_precision', 'MixedP
            'share_cpu_default', 'ShareCPUCB']
 
 # %% ../nbs/03_callbacks.ipynb #0739819d
-import json, math, os, sys, tempfile, time
-from contextlib import nullcontext
+import json, math, os, tempfile, time
 from pathlib import Path
 
 import torch
@@ -20,17 +19,17 @@ import torch.distributed as dist
 from torch import nn
 from fastprogress.fastprogress import master_bar, progress_bar
 
-from .core import (GanimeError, atomic_append, atomic_save, atomic_write, claim_folder, forked_rng, init_distributed, interactive,
-                   process_alive, process_stat, remove_stale_temporaries, to_uint8, training_device, shown_path)
+from .core import (GanimeError, check_choice, atomic_append, atomic_save, atomic_write, forked_rng, interactive, process_alive,
+                   process_stat, remove_stale_temporaries, to_uint8, shown_path)
 from .data import image_grid, save_images
-from .learner import Callback, CancelFit, Learner, NonFiniteLossError, read_checkpoint
+from .learner import Callback, CancelFit, NonFiniteLossError, read_checkpoint
 
 # %% ../nbs/03_callbacks.ipynb #2313d8cf
 class CheckpointCB(Callback):
     "Save the run after every `every` epochs (atomically), and resume it when asked (`resume`: True, or the checkpoint already read)."
-    # resuming restores the gradient scaler that MixedPrecisionCB makes; the epoch's grid, metrics and log line
-    # (callbacks of lower order) are on disk before the checkpoint that counts the epoch as done
-    order, run_after = 0, ('MixedPrecisionCB', 'SampleGridCB', 'MetricsCB', 'LossLogCB')
+    # the callbacks it must follow (the gradient scaler's maker, and the epoch's grid, metrics and log line, on disk
+    # before the checkpoint that counts the epoch as done) name it in their `run_before`: they are defined after it
+    order = 0
     def __init__(self, path, every:int=1, resume:bool=False):
         self.path, self.every, self.resume = Path(path), every, resume
 
@@ -89,9 +88,9 @@ def auto_precision(device) -> str:
 
 class MixedPrecisionCB(Callback):
     "Autocast forward passes to bfloat16 or float16 (with a gradient scaler); 'auto' is `auto_precision(device)`."
-    order = -30
+    order, run_before = -30, (CheckpointCB,) # a resumed run restores the gradient scaler this callback makes
     def __init__(self, precision:str='auto'):
-        if precision not in PRECISIONS: raise GanimeError(f'unknown precision {precision!r}: use one of {", ".join(PRECISIONS)}')
+        check_choice('precision', precision, PRECISIONS)
         self.precision = precision
 
     def before_fit(self, learn):
@@ -135,7 +134,7 @@ def _fmt_losses(losses:dict) -> str: return '  '.join(f'{k} {float(v):.4g}' for 
 
 class ProgressCB(Callback):
     "Progress bars with the latest losses and a live loss plot; without bars, a line per epoch and at most every `seconds` within one."
-    order, run_after = 10, ('CheckpointCB',)  # count the epochs a resumed run has left, after CheckpointCB moved their start
+    order, run_after = 10, (CheckpointCB,)  # count the epochs a resumed run has left, after CheckpointCB moved their start
     def __init__(self, every:int=10, # refresh the losses shown every this many steps
                  plot:bool=True, # live loss plot (notebooks only)
                  bars:bool=None, # draw bars (default: in notebooks and terminals, not when output goes to a file)
@@ -187,7 +186,7 @@ class ProgressCB(Callback):
 # %% ../nbs/03_callbacks.ipynb #d8e3339b
 class SampleGridCB(Callback):
     "After every `every` epochs, show and save a grid of the method's previews from fixed inputs."
-    order = -4
+    order, run_before = -4, (CheckpointCB,) # the epoch's grid is on disk before the checkpoint that counts the epoch
     def __init__(self, n:int=64, # images per grid
                  folder=None, # where to save epoch_001.png, ... (default: don't save)
                  every:int=1, seed:int=0,
@@ -233,7 +232,7 @@ def plot_losses(history:dict, # loss name -> per-step values
 
 class LossLogCB(Callback):
     "Append each epoch's losses (and any options a resume changed) to `folder/log.jsonl`; redraw `folder/losses.png`."
-    order = -2
+    order, run_before = -2, (CheckpointCB,) # the epoch's log line is on disk before the checkpoint that counts the epoch
     def __init__(self, folder): self.folder = Path(folder)
     def before_fit(self, learn): self.first = True
     def before_epoch(self, learn):

@@ -19,8 +19,9 @@ from .core import GanimeError, cpu_has_amx, to_uint8, writable_image
 from .data import is_toy_source, load_images, save_images
 from .learner import available_methods, eval_mode, get_method, load_method
 from .run import default_run_options, train
+from .probes import hair_colour_distance, hair_colour_mix, read_hair_colours
 # the command line sits above every lesson: it adds the commands of these two (methods are imported when named)
-from . import cyclegan, metrics
+from . import cyclegan, evaluate
 
 # %% ../nbs/04_cli.ipynb #cc903c8e
 class _Parser(argparse.ArgumentParser):
@@ -66,10 +67,10 @@ def _add_options(group, opts:dict, defaults:dict=None, toy:dict=None):
 def _add_train(sub, cls=None):
     t = sub.add_parser('train', help='train a method', description='Train a method; its options are listed with: ganime train METHOD --help')
     t.add_argument('method', help=f'one of: {", ".join(available_methods())}')
-    defaults = default_run_options(cls, 'not toy') if cls else {}
-    toy = default_run_options(cls, 'toy') if cls else {}
+    defaults = default_run_options(cls, toy=False) if cls else {}
+    toy = default_run_options(cls, toy=True) if cls else {}
     _add_options(t.add_argument_group('run options'), train_options(), defaults, toy)
-    if cls: _add_options(t.add_argument_group(f'{cls.name} options'), method_options(cls), cls.defaults_for('not toy'), cls.defaults_for('toy'))
+    if cls: _add_options(t.add_argument_group(f'{cls.name} options'), method_options(cls), cls.defaults_for(toy=False), cls.defaults_for(toy=True))
     t.set_defaults(run=run_train)
 
 def build_parser(method_name:str=None) -> argparse.ArgumentParser:
@@ -93,7 +94,7 @@ def build_parser(method_name:str=None) -> argparse.ArgumentParser:
     d.set_defaults(run=run_data)
     m = sub.add_parser('methods', help='list the methods')
     m.set_defaults(run=run_methods)
-    for module in (cyclegan, metrics):
+    for module in (cyclegan, evaluate):
         for name, (add_arguments, run) in module.cli_commands().items():
             c = sub.add_parser(name, help=(run.__doc__ or '').strip().splitlines()[0])
             add_arguments(c)
@@ -105,7 +106,7 @@ def _given(args, names) -> dict:
     "The options among `names` that the user actually typed."
     return {k: getattr(args, k) for k in names if hasattr(args, k)}
 
-MIX_SAMPLES = 512 # samples whose hair-colour mix the closing summary compares with the real one (lesson 05's toy target)
+MIX_SAMPLES = 512 # samples whose hair-colour mix the closing summary compares with the real one (lesson 05a's toy target)
 
 def _hair_colour_lines(method, data, n:int) -> list:
     "For toy anime faces: which hair colours `n` samples from fixed noise show, and how far 512 samples' mix is from the real one."
@@ -113,9 +114,9 @@ def _hair_colour_lines(method, data, n:int) -> list:
     try:
         with torch.no_grad(), eval_mode(method.models): images = method.sample_batches(max(n, MIX_SAMPLES), torch.Generator().manual_seed(0))
     except GanimeError: return method.toy_summary() if hasattr(method, 'toy_summary') else []  # CycleGAN translates instead
-    read = metrics.read_hair_colours(images)  # once: the grid's first n and all of them
-    mix = {k: v for k, v in sorted(metrics.hair_colour_mix(read[:n]).items(), key=lambda kv: -kv[1]) if v}
-    distance = metrics.hair_colour_distance(metrics.hair_colour_mix(read))  # against the toy faces' even mix
+    read = read_hair_colours(images)  # once: the grid's first n and all of them
+    mix = {k: v for k, v in sorted(hair_colour_mix(read[:n]).items(), key=lambda kv: -kv[1]) if v}
+    distance = hair_colour_distance(hair_colour_mix(read))  # against the toy faces' even mix
     return [f'{len(mix)} of the 8 toy hair colours among {n} samples: ' + ', '.join(f'{k} {v}' for k, v in mix.items()),
             f'hair-colour mix of {len(images)} samples: {distance:.2f} from the real one (total variation; the toy target is at most 0.15)']
 
@@ -161,16 +162,22 @@ def run_methods(args):
     for name in available_methods(): print(f'{name:10} {(get_method(name).__doc__ or "").strip().splitlines()[0]}')
 
 # %% ../nbs/04_cli.ipynb #f15cb182
+def _words(argv, methods=()) -> list:
+    "The words of `ganime train ARGV` that are neither flags nor flag values, knowing the run's flags and those of `methods`."
+    peek = argparse.ArgumentParser(add_help=False)
+    opts = {**train_options(), **{k: v for name in methods for k, v in method_options(get_method(name)).items()}}
+    for name, (typ, _, _) in opts.items():
+        if typ is bool: peek.add_argument('--' + name.replace('_', '-'), action=argparse.BooleanOptionalAction)
+        else: peek.add_argument('--' + name.replace('_', '-'))
+    return [w for w in peek.parse_known_args(argv)[1] if not w.startswith('-')]
+
 def _method_name(argv) -> str:
     "The method named after `train`, if any, wherever it stands among the options."
     if not argv or argv[0] != 'train': return None
-    peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument('method', nargs='?')
-    opts = {**train_options(), **{k: v for name in available_methods() for k, v in method_options(get_method(name)).items()}}
-    for name, (typ, _, _) in opts.items():  # every flag, so that a flag's value is not taken for the method
-        if typ is bool: peek.add_argument('--' + name.replace('_', '-'), action=argparse.BooleanOptionalAction)
-        else: peek.add_argument('--' + name.replace('_', '-'))
-    return peek.parse_known_args(argv[1:])[0].method
+    named = [w for w in _words(argv[1:]) if w in available_methods()]
+    if len(named) == 1: return named[0]  # the usual case, found without importing any method
+    words = _words(argv[1:], named or available_methods())  # a flag's value may be a method's name: read those flags too
+    return words[0] if words else None
 
 class Terminated(KeyboardInterrupt):
     "The process was asked to stop (SIGTERM): handled like Ctrl-C, so that finished epochs are kept and it says so."

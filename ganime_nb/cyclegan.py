@@ -25,10 +25,11 @@ import torchvision.transforms.v2.functional as TF
 from fastcore.basics import patch, store_attr
 
 from .core import GanimeError, from_uint8, to_uint8, writable_folder, shown_path
-from .data import HUB_DATASETS, TOY_ATTRIBUTES, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, save_images, toy_faces, zip_items
-from .metrics import TinyFeatures, detection_rate, extract_features, fid_kid, hair_colour_distance, hair_colour_mix, read_hair_colours
-from .learner import Callback, Method, eval_mode, frozen, load_method
-from .callbacks import LinearDecayCB, decay_factor
+from .data import HUB_DATASETS, Batches, DataError, IMAGE_SUFFIXES, interleave, load_images, parse_source, prepare_image, save_images, toy_faces, zip_items
+from .metrics import TinyFeatures, extract_features, fid_kid
+from .probes import detection_rate, hair_colour_distance, hair_colour_mix, read_hair_colours
+from .learner import Method, eval_mode, frozen, load_method
+from .callbacks import LinearDecayCB
 from .gan import WeightAverage, clip_weights, diff_augment, parse_augmentations
 from .dcgan import norm_layer
 from .losses import get_loss

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from fastcore.basics import store_attr
 
-from .core import GanimeError, layer_widths
+from .core import check_choice, layer_widths
 from .gan import GAN
 
 # %% ../nbs/21_dcgan.ipynb #c551dac0
@@ -23,9 +23,8 @@ def upsample_conv(in_channels:int, out_channels:int,
                   mode:str='transposed', # 'transposed' (4×4, stride 2) or 'nearest' (upsample, then a 3×3 conv)
                   bias:bool=False) -> nn.Module:
     "A layer that doubles the resolution: a strided transposed convolution, or nearest-neighbour upsampling and a convolution."
-    if mode == 'transposed': return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)
-    if mode == 'nearest': return nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias))
-    raise GanimeError(f'unknown upsampling {mode!r}: use one of {", ".join(UPSAMPLING)}')
+    if check_choice('upsampling', mode, UPSAMPLING) == 'transposed': return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias))
 
 def dcgan_init(module:nn.Module) -> nn.Module:
     "The DCGAN paper's initialisation: weights N(0, 0.02), normalisation scales N(1, 0.02), biases zero."
@@ -55,7 +54,7 @@ _NORM_LAYERS = dict(batch=nn.BatchNorm2d, instance=nn.InstanceNorm2d, layer=lamb
 
 def norm_layer(kind:str, channels:int, allowed=NORMS) -> nn.Module:
     "Batch norm, instance norm (each channel of each image alone), layer norm (an image's channels and pixels together) or nothing."
-    if kind not in allowed: raise GanimeError(f'unknown normalisation {kind!r}: use one of {", ".join(allowed)}')
+    check_choice('normalisation', kind, allowed)
     return _NORM_LAYERS[kind](channels)
 
 class DCGANDiscriminator(nn.Sequential):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch, store_attr
 
-from .core import GanimeError
+from .core import GanimeError, check_choice
 from .learner import Method, eval_mode, frozen
 from .losses import get_loss, gradient_penalty
 
@@ -261,8 +261,7 @@ _AUGMENT = dict(zip(AUGMENTATIONS, (augment_colour, augment_translation, augment
 def parse_augmentations(spec:str) -> tuple:
     "The augmentation names in a comma-separated `spec`, in DiffAugment's order, or a one-line error for an unknown one."
     names = {s.strip() for s in str(spec or '').split(',') if s.strip()}
-    if unknown := sorted(names - set(AUGMENTATIONS)):
-        raise GanimeError(f"unknown augmentation {', '.join(map(repr, unknown))}: use any of {', '.join(AUGMENTATIONS)}, comma-separated")
+    for name in sorted(names): check_choice('augmentation', name, AUGMENTATIONS)
     return tuple(a for a in AUGMENTATIONS if a in names)
 
 def diff_augment(images:torch.Tensor, spec:str='color,translation,cutout') -> torch.Tensor:

@@ -20,10 +20,10 @@ import torch.distributed as dist
 from torch import nn
 from fastcore.basics import patch
 
-from .core import (DiskFullError, GanimeError, average_gradients, broadcast_module, init_distributed, pick_device, rng_state,
+from .core import (DiskFullError, GanimeError, average_gradients, check_choice, broadcast_module, init_distributed, pick_device, rng_state,
                          seed_everything, set_rng_state, training_device)
 from . import __version__
-from .data import Batches, interleave, is_toy_source, load_images
+from .data import Batches, interleave, load_images
 
 # %% ../nbs/02_learner.ipynb #021f4c3d
 _POSITIVE, _NOT_NEGATIVE, _AT_LEAST_1 = (lambda v: v > 0, 'must be positive'), (lambda v: v >= 0, 'must be zero or positive'), (lambda v: v >= 1, 'must be at least 1')
@@ -57,9 +57,14 @@ class Method:
         return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty}
 
     @classmethod
-    def defaults_for(cls, data='toy') -> dict:
-        "Constructor defaults and run defaults for a run on `data`: the signature, `run_defaults`, then `toy_defaults` on toy data."
-        return {**cls.signature_defaults(), **cls.run_defaults, **(cls.toy_defaults if is_toy_source(data) else {})}
+    def option_names(cls) -> list:
+        "The names of the constructor's arguments (not `*args`, `**kwargs`): the method's options."
+        return [k for k, p in inspect.signature(cls.__init__).parameters.items() if k != 'self' and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    @classmethod
+    def defaults_for(cls, toy:bool=True) -> dict:
+        "Constructor defaults and run defaults for a run on toy data (or, `toy=False`, any other): the signature, `run_defaults`, then `toy_defaults`."
+        return {**cls.signature_defaults(), **cls.run_defaults, **(cls.toy_defaults if toy else {})}
 
     def check_ranges(self):
         "A one-line error for the first stored option outside its range in `OPTION_RANGES` (call it before building networks)."
@@ -68,7 +73,7 @@ class Method:
     @property
     def config(self) -> dict:
         "The constructor arguments, read back from attributes of the same name."
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p not in ('self', 'args', 'kwargs')]
+        names = type(self).option_names()
         missing = [n for n in names if not hasattr(self, n)]
         if missing: raise AttributeError(f'{type(self).__name__} should store its arguments {missing} (store_attr() does it)')
         return {n: getattr(self, n) for n in names}
@@ -154,7 +159,8 @@ def get_method(name:str) -> type:
 class Callback:
     "Base class of callbacks: define any of before_fit, before_epoch, before_step, after_step, after_epoch, after_fit."
     order = 0 # callbacks run in increasing order
-    run_after = () # names of callback classes that must run before this one (the Learner checks it)
+    run_after = () # callback classes that must run before this one (the Learner checks it)
+    run_before = () # callback classes that must run after this one (for a class defined before this one)
     def state_dict(self) -> dict: return {} # what this callback keeps in checkpoints
     def load_state_dict(self, state:dict): pass
 
@@ -165,10 +171,10 @@ class NonFiniteLossError(GanimeError):
     "A loss became NaN or infinite; training stopped without overwriting the last good checkpoint."
 
 def _check_order(cbs:list):
-    "Raise if a callback runs before one it declares in `run_after`."
+    "Raise if a callback runs before one that its `run_after` names, or that names it in `run_before`."
     for i, cb in enumerate(cbs):
-        late = [type(o).__name__ for o in cbs[i + 1:] if type(o).__name__ in cb.run_after]
-        if late: raise GanimeError(f'{type(cb).__name__} (order {cb.order}) must run after {late[0]}: give it a higher order')
+        late = [o for o in cbs[i + 1:] if isinstance(o, cb.run_after) or isinstance(cb, o.run_before)]
+        if late: raise GanimeError(f'{type(cb).__name__} (order {cb.order}) must run after {type(late[0]).__name__}: give it a higher order')
 
 # %% ../nbs/02_learner.ipynb #3dcb7f5a
 CHECKPOINT_FORMAT = 'ganime-checkpoint-2' # 2: the run's options and the callbacks' states
@@ -271,7 +277,7 @@ def _end_epoch(self:Learner):
 @patch
 def update(self:Learner, loss:torch.Tensor, name:str):
     "Backpropagate `loss` and step the optimiser called `name` (scaled in float16, averaged over processes)."
-    opt = self.opts[name]
+    opt = self.opts[check_choice('optimiser', name, self.opts)]  # a name from the method's own `optimizers()`
     opt.zero_grad(set_to_none=True)
     with torch.autocast(self.device.type, enabled=False):  # backward runs outside autocast
         (self.scaler.scale(loss) if self.scaler else loss).backward()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import store_attr
 
-from .core import GanimeError
+from .core import GanimeError, check_choice
 
 # %% ../nbs/22_losses.ipynb #29fa2516
 LOSSES = {} # name -> GANLoss subclass
@@ -77,7 +77,7 @@ def get_loss(name:str, # one of `LOSSES`: minimax, ns, lsgan, wgan, wgan-gp, hin
              **options) -> GANLoss: # label_smoothing, instance_noise, penalty_weight
     "The GAN loss called `name`, with its options."
     if isinstance(name, GANLoss): return name
-    if name not in LOSSES: raise GanimeError(f'unknown GAN loss {name!r}; choose one of: {", ".join(LOSSES)}')
+    check_choice('GAN loss', name, LOSSES)
     known = ('label_smoothing', 'instance_noise', 'penalty_weight')
     unknown = [k for k in options if k not in known]
     if unknown: raise GanimeError(f'unknown option(s) {", ".join(unknown)} for GAN losses; they take {", ".join(known)}')

@@ -9,14 +9,13 @@ __all__ = ['RUN_OPTIONS', 'SAFE_ON_RESUME', 'RunConfig', 'default_run_options', 
            'default_callbacks', 'train']
 
 # %% ../nbs/03a_run.ipynb #73c0d8e1
-import inspect
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch.distributed as dist
 
-from .core import GanimeError, claim_folder, init_distributed, seed_everything, seed_offset, training_device
+from .core import GanimeError, check_choice, claim_folder, init_distributed, seed_everything, seed_offset, training_device
 from .data import check_not_empty, is_toy_source
 from .learner import Learner, Method, check_options, get_method, read_checkpoint, resume_changes, written_by
 from .callbacks import (PRECISIONS, ChannelsLastCB, CheckpointCB, CompileCB, LossLogCB, MixedPrecisionCB, NaNGuardCB,
@@ -45,9 +44,9 @@ class RunConfig:
             if not self.checkpoint: raise
             raise GanimeError(f'{self.source} holds a configuration that {self.method.name} does not take ({e}){written_by(self.checkpoint)}') from None
 
-def default_run_options(cls:type, data='toy') -> dict:
-    "The run options a run of method class `cls` on `data` takes when none are given."
-    return {k: v for k, v in {**RUN_OPTIONS, **cls.defaults_for(data)}.items() if k in RUN_OPTIONS}
+def default_run_options(cls:type, toy:bool=True) -> dict:
+    "The run options a run of method class `cls` takes when none are given, on toy data or (`toy=False`) any other."
+    return {k: v for k, v in {**RUN_OPTIONS, **cls.defaults_for(toy)}.items() if k in RUN_OPTIONS}
 
 # %% ../nbs/03a_run.ipynb #91afa15f
 def _layers(cls, data, saved:dict, given:dict) -> list:
@@ -61,7 +60,7 @@ def _check_run(run:dict, options:dict):
     check_not_empty(run['data'])
     for k in ('batch_size', 'epochs', 'limit'):
         if run[k] is not None and run[k] < 1: raise GanimeError(f'{k} must be at least 1; got {run[k]}')
-    if run['precision'] not in PRECISIONS: raise GanimeError(f"unknown precision {run['precision']!r}: use one of {', '.join(PRECISIONS)}")
+    check_choice('precision', run['precision'], PRECISIONS)
     channels, wanted = options.get('channels', 3), 1 if run['gray'] else 3
     if channels != wanted: raise GanimeError(f"{'grey' if run['gray'] else 'colour'} images need a method with channels={wanted}, not {channels}")
 
@@ -83,7 +82,7 @@ def resolve_run(method, # a `Method` class or its name, or a built `Method` (who
     values, origin = {}, {}
     for where, layer in _layers(cls, data, checkpoint, {**given_options, **given_run}):
         values.update(layer); origin.update(dict.fromkeys(layer, where))
-    params = [p for p in inspect.signature(cls.__init__).parameters if p != 'self']
+    params = cls.option_names()
     if built: options = given_options
     elif checkpoint: options = {**checkpoint['config'], **given_options}  # as saved: a key the method no longer takes fails `build`
     else: options = {k: values[k] for k in params if k in values}

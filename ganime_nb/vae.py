@@ -9,12 +9,11 @@ __all__ = ['RECON_LOSSES', 'reparameterize', 'kl_divergence', 'reconstruction_lo
 
 # %% ../nbs/11_vae.ipynb #0c4e239d
 import torch
-import torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastcore.meta import delegates
 
 from .ae import Autoencoder, Encoder
-from .core import GanimeError
+from .core import GanimeError, check_choice
 from .data import interleave
 from .learner import eval_mode
 
@@ -43,7 +42,7 @@ def reconstruction_loss(decoded:torch.Tensor, # decoder outputs (N, C, H, W)
                         kind:str='mse', # 'mse' (squared error) or 'l1' (absolute error)
                        ) -> torch.Tensor: # (N,) one error per image
     "Squared or absolute error summed over each image's pixels."
-    if kind not in RECON_LOSSES: raise GanimeError(f"unknown reconstruction loss {kind!r}: use one of {', '.join(RECON_LOSSES)}")
+    check_choice('reconstruction loss', kind, RECON_LOSSES)
     diff = decoded.float() - target.float()
     return (diff.pow(2) if kind == 'mse' else diff.abs()).flatten(1).sum(1)
 
@@ -65,7 +64,7 @@ class VAE(Autoencoder):
                  recon:str='mse', # reconstruction loss: mse or l1 (summed over each image's pixels)
                  warmup_steps:int=0, # steps over which the KL weight rises from 0 to beta (0: no warm-up)
                  **kwargs):
-        if recon not in RECON_LOSSES: raise GanimeError(f"unknown reconstruction loss {recon!r}: use one of {', '.join(RECON_LOSSES)}")
+        check_choice('reconstruction loss', recon, RECON_LOSSES)
         if beta < 0: raise GanimeError(f'beta must be zero or positive; got {beta}')
         if warmup_steps < 0: raise GanimeError(f'warmup_steps must be zero or positive; got {warmup_steps}')
         super().__init__(**kwargs)

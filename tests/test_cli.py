@@ -89,7 +89,7 @@ def test_a_time_budget_ends_the_run_after_a_whole_epoch(ganime):
 def test_data_command_reports_counts(ganime):
     folder = ganime.cwd / 'faces'
     folder.mkdir()
-    from ganime_nb.data import toy_face
+    from ganime_nb.toy import toy_face
     for i in range(3): toy_face(i, size=40)[0].save(folder / f'{i}.png')
     (folder / 'broken.png').write_bytes(b'\x89PNG broken')
     out = ganime('data', 'faces', '--size', '32', '--preview', 'preview.png', check=0)
@@ -144,7 +144,7 @@ def test_cyclegan_trains_at_its_own_size(ganime):
     for domain in ('A', 'B'):
         folder = ganime.cwd / 'pairs' / f'train{domain}'
         folder.mkdir(parents=True)
-        from ganime_nb.data import toy_face
+        from ganime_nb.toy import toy_face
         for i in range(2): toy_face(i, size=128, domain='photo' if domain == 'A' else 'anime')[0].save(folder / f'{i}.png')
     ganime('train', 'cyclegan', '--data', 'pairs', '--epochs', '1', '--batch-size', '2', '--width', '4', '--res-blocks', '1',
            '--samples', '2', '--device', 'cpu', '--out', 'cg', check=0)
@@ -158,7 +158,7 @@ def test_every_method_has_a_toy_run(ganime):
         grid = ganime.cwd / method / 'samples' / 'epoch_001.png'
         assert f'Sample grid: {method}/samples/epoch_001.png' in run.stdout and grid.is_file(), (method, run.stdout)
         config = read_checkpoint(ganime.cwd / method / 'checkpoint.pt')['config']
-        expected = get_method(method).defaults_for('toy')
+        expected = get_method(method).defaults_for(toy=True)
         assert {k: config[k] for k in config if k in expected} == {k: expected[k] for k in config if k in expected}, method
         closing = 'keep their hair colour' if method == 'cyclegan' else 'toy hair colours among 64 samples'
         assert closing in run.stdout and 'from the real one (total variation' in run.stdout, (method, run.stdout)
@@ -174,3 +174,15 @@ def test_speed_tip_suggests_bf16_only_for_float32_runs_on_cpus_with_amx(monkeypa
     assert cli._speed_tip(learn(device='cuda'), {}) == []
     monkeypatch.setattr(cli, 'cpu_has_amx', lambda: False)
     assert cli._speed_tip(learn(), {}) == []
+
+
+def test_the_method_is_found_wherever_it_stands_without_importing_the_others():
+    "`ganime train` finds the method's name among flags and their values (one a method's name), importing no other method."
+    cases = {('train', 'dcgan', '--epochs', '3'): 'dcgan', ('train', '--width', '16', 'dcgan'): 'dcgan',
+             ('train', '--loss', 'wgan', 'dcgan'): 'dcgan', ('train', 'dcgan', '--loss', 'wgan'): 'dcgan',
+             ('train', '--gray', 'ae'): 'ae', ('train', '--width', '16', 'nosuch'): 'nosuch', ('train',): None, ('sample', 'x'): None}
+    for argv, name in cases.items(): assert cli._method_name(list(argv)) == name, argv
+    import subprocess, sys
+    code = ("import sys; from ganime_nb.cli import _method_name; assert _method_name(['train', '--width', '16', 'resgan']) == 'resgan'; "
+            "print(sorted(m for m in ('ganime_nb.ae', 'ganime_nb.vae', 'ganime_nb.wgan', 'ganime_nb.resgan') if m in sys.modules))")
+    assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip() == '[]'

@@ -9,7 +9,8 @@ from PIL import Image
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from ganime_nb.core import GanimeError, seed_everything
-from ganime_nb.data import DataError, toy_face, toy_faces
+from ganime_nb.data import DataError, toy_faces
+from ganime_nb.toy import toy_face
 from ganime_nb.learner import Callback, Learner
 from ganime_nb.callbacks import CheckpointCB
 from ganime_nb.cyclegan import (CycleGAN, EmbeddingDiscriminator, ImagePool, PatchDiscriminator, ResnetGenerator,
@@ -59,7 +60,7 @@ def test_instance_norm_cannot_see_a_colour_cast_and_layer_norm_can():
     layer = tiny(norm='layer')
     kinds = {type(m) for net in layer.models.values() for m in net.modules()}
     assert nn.GroupNorm in kinds and nn.InstanceNorm2d not in kinds  # all four networks
-    assert CycleGAN.toy_defaults['norm'] == 'layer' and CycleGAN.defaults_for('not toy')['norm'] == 'instance'
+    assert CycleGAN.toy_defaults['norm'] == 'layer' and CycleGAN.defaults_for(toy=False)['norm'] == 'instance'
 
 
 def test_bad_options():

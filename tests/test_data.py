@@ -7,7 +7,9 @@ import torch
 from PIL import Image
 
 from ganime_nb import data
-from ganime_nb.data import Batches, DataError, load_images, parse_source, toy_face, toy_faces, TOY_ATTRIBUTES
+from ganime_nb.data import Batches, DataError, load_images, parse_source, toy_faces
+from ganime_nb.toy import TOY_ATTRIBUTES, toy_face
+from ganime_nb.core import GanimeError
 
 
 def _save(img, path, **kw):
@@ -84,7 +86,7 @@ def test_toy_faces_are_deterministic_with_attributes():
     assert set(a.attrs) == set(TOY_ATTRIBUTES)
     for k, v in a.attrs.items(): assert v.shape == (8,) and int(v.max()) < len(TOY_ATTRIBUTES[k])
     assert not torch.equal(toy_faces(8, 32, 'photo', 3).images, a.images)
-    with pytest.raises(DataError, match='unknown toy domain'): toy_face(0, 'cartoon')
+    with pytest.raises(GanimeError, match='unknown toy domain'): toy_face(0, 'cartoon')
 
 
 def test_batches_shard_and_epochs():

@@ -128,7 +128,7 @@ def test_a_callback_keeps_its_state_in_checkpoints(tmp_path):
 
 
 def test_callback_order_is_checked(tmp_path):
-    class Early(Callback): order, run_after = -50, ('CheckpointCB',)
+    class Early(Callback): order, run_after = -50, (CheckpointCB,)
     with pytest.raises(GanimeError, match=r'Early \(order -50\) must run after CheckpointCB: give it a higher order'):
         _train(tmp_path / 'run', 1, cbs=[Early()])
 

@@ -139,7 +139,7 @@ def test_instance_noise_anneals():
 
 
 def test_bad_input_is_a_clear_error():
-    with pytest.raises(GanimeError, match='choose one of: minimax, ns, lsgan'): get_loss('bce')
+    with pytest.raises(GanimeError, match='use one of minimax, ns, lsgan'): get_loss('bce')
     with pytest.raises(GanimeError, match='unknown option'): get_loss('ns', smoothing=0.1)
     with pytest.raises(GanimeError, match=r'\[0, 1\)'): get_loss('ns', label_smoothing=-0.1)
     with pytest.raises(GanimeError, match='does not apply'): get_loss('hinge', label_smoothing=0.1)

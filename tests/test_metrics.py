@@ -1,4 +1,4 @@
-"Tests of ganime_nb.metrics: the Fréchet distance, FID/KID, precision/recall, toy coverage, the callback and `ganime eval`."
+"Tests of ganime_nb.metrics, probes and evaluate: the Fréchet distance, FID/KID, precision/recall, toy coverage, the detector, the callback and `ganime eval`."
 import json, math, os
 from pathlib import Path
 
@@ -6,13 +6,16 @@ import pytest
 import torch
 
 from ganime_nb.core import GanimeError, seed_everything
-from ganime_nb.data import toy_faces, TOY_ATTRIBUTES, Batches
+from ganime_nb.data import toy_faces, Batches
+from ganime_nb.toy import TOY_ATTRIBUTES
 from ganime_nb.learner import Learner
 from ganime_nb.ae import Autoencoder
 import ganime_nb.metrics as metrics
-from ganime_nb.metrics import (MetricsCB, attribute_classifier, attribute_coverage, cascade_path, extract_features,
-                               feature_extractor, fid_kid, frechet_distance, gaussian_stats, precision_recall,
-                               predict_attributes, rgb_uint8, detection_rate, anime_face_detector)
+import ganime_nb.probes as probes
+from ganime_nb.metrics import extract_features, feature_extractor, fid_kid, frechet_distance, gaussian_stats, precision_recall, rgb_uint8
+from ganime_nb.probes import (COVERAGE_ATTRIBUTES, anime_face_detector, attribute_classifier, attribute_coverage, cascade_path,
+                              detection_rate, predict_attributes)
+from ganime_nb.evaluate import MetricsCB
 
 
 @pytest.fixture(scope='module')
@@ -125,7 +128,7 @@ def test_attribute_coverage_counts():
     assert cov['outside'] == pytest.approx(0.2)
     collapsed = {'eye_size': torch.tensor([1, 1, 1]), 'mouth': torch.tensor([2, 2, 2])}
     assert attribute_coverage(collapsed, reference, names) == dict(coverage=0.25, evenness=0.0, covered=1, combinations=4, outside=0.0)
-    with pytest.raises(GanimeError, match='unknown toy attributes'): attribute_coverage(samples, reference, ('hat',))
+    with pytest.raises(GanimeError, match="unknown toy attribute 'hat'"): attribute_coverage(samples, reference, ('hat',))
 
 
 def test_attribute_classifier_is_trained_once_and_reads_toy_faces(classifier_dir):
@@ -134,7 +137,7 @@ def test_attribute_classifier_is_trained_once_and_reads_toy_faces(classifier_dir
     classifier = attribute_classifier(64, data_dir=classifier_dir, device='cpu')  # loads, does not train again
     faces = toy_faces(300, seed=123)
     predicted = predict_attributes(faces.images, classifier)
-    for name in metrics.COVERAGE_ATTRIBUTES:
+    for name in COVERAGE_ATTRIBUTES:
         assert (predicted[name] == faces.attrs[name]).float().mean() > 0.85, name
     real = attribute_coverage(predicted, toy_faces(300, seed=124).attrs)
     blonde = faces.attrs['hair_colour'] == TOY_ATTRIBUTES['hair_colour'].index('blonde')
@@ -149,12 +152,12 @@ def test_cascade_errors_are_clear(monkeypatch, tmp_path):
     with pytest.raises(GanimeError, match='no anime-face cascade file'): cascade_path()
     monkeypatch.delenv('GANIME_ANIME_CASCADE')
     monkeypatch.setenv('GANIME_DATA', str(tmp_path))
-    monkeypatch.setattr(metrics, 'CASCADE_URL', 'http://127.0.0.1:9/lbpcascade_animeface.xml')  # nothing listens there
+    monkeypatch.setattr(probes, 'CASCADE_URL', 'http://127.0.0.1:9/lbpcascade_animeface.xml')  # nothing listens there
     with pytest.raises(GanimeError, match='could not download the anime-face cascade'): cascade_path()
     assert list(tmp_path.rglob('*.xml*')) == []  # no half-written file left behind
     served = tmp_path / 'served.cascade'
     served.write_text('<opencv_storage/>')
-    monkeypatch.setattr(metrics, 'CASCADE_URL', served.as_uri())  # a download that works
+    monkeypatch.setattr(probes, 'CASCADE_URL', served.as_uri())  # a download that works
     assert cascade_path().read_text() == '<opencv_storage/>' and cascade_path().parent == tmp_path / 'models'
     assert [p.name for p in (tmp_path / 'models').iterdir()] == ['lbpcascade_animeface.xml']  # no temporary file left
 
@@ -215,7 +218,7 @@ def test_ganime_eval_bad_input(capsys, tmp_path, monkeypatch):
 
 
 def test_coverage_needs_toy_faces_with_attributes():
-    from ganime_nb.metrics import Evaluator
+    from ganime_nb.evaluate import Evaluator
     images = toy_faces(8, size=32).images
     with pytest.raises(GanimeError, match='coverage needs a reference of toy faces'): Evaluator(images, 'tiny', coverage=True, device='cpu')
     assert not Evaluator(images, 'tiny', device='cpu').coverage  # plain images: no coverage by default

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from ganime_nb.core import atomic_save
-from ganime_nb.data import CACHE_VERSION, load_images, prepare_image, toy_face
+from ganime_nb.data import CACHE_VERSION, load_images, prepare_image
+from ganime_nb.toy import toy_face
 from ganime_nb.learner import read_checkpoint
 
 
@@ -216,16 +217,16 @@ def test_bad_eval_arguments_are_one_line_before_any_work(ganime):
 
 
 def test_a_damaged_classifier_cache_is_trained_again(tmp_path, capsys, monkeypatch):
-    from ganime_nb import metrics
-    path = tmp_path / 'models' / f'toy-attributes-anime-8-v{metrics.CLASSIFIER_VERSION}.pt'
+    from ganime_nb import probes
+    path = tmp_path / 'models' / f'toy-attributes-anime-8-v{probes.CLASSIFIER_VERSION}.pt'
     path.parent.mkdir()
     path.write_bytes(b'\x80\x02 truncated')
     trained = []
-    monkeypatch.setattr(metrics, 'train_attribute_classifier', lambda *a, **kw: trained.append(a) or metrics.AttributeClassifier())
-    classifier = metrics.attribute_classifier(8, data_dir=tmp_path, device='cpu', verbose=False)
-    assert isinstance(classifier, metrics.AttributeClassifier) and trained == [(8, 'anime')]
+    monkeypatch.setattr(probes, 'train_attribute_classifier', lambda *a, **kw: trained.append(a) or probes.AttributeClassifier())
+    classifier = probes.attribute_classifier(8, data_dir=tmp_path, device='cpu', verbose=False)
+    assert isinstance(classifier, probes.AttributeClassifier) and trained == [(8, 'anime')]
     assert 'is unreadable' in capsys.readouterr().out
-    metrics.attribute_classifier(8, data_dir=tmp_path, device='cpu')  # the new file is good: no second training
+    probes.attribute_classifier(8, data_dir=tmp_path, device='cpu')  # the new file is good: no second training
     assert len(trained) == 1 and capsys.readouterr().out == ''
 
 

@@ -11,7 +11,8 @@ from ganime_nb.ae import Autoencoder
 from ganime_nb.callbacks import auto_precision, MixedPrecisionCB
 from ganime_nb.run import train
 from ganime_nb.core import DiskFullError, GanimeError, LOCK_FILE, seed_everything
-from ganime_nb.data import MAX_FILE_BYTES, load_images, prepare_image, toy_face
+from ganime_nb.data import MAX_FILE_BYTES, load_images, prepare_image
+from ganime_nb.toy import toy_face
 from ganime_nb.learner import Callback, read_checkpoint
 
 TRAIN = ['train', 'ae', '--data', 'toy:32', '--size', '32', '--width', '4', '--latent', '8', '--batch-size', '16',
