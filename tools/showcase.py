@@ -6,7 +6,7 @@
 
 The cpu scale trains nothing: it gathers the sample grids that the lessons' real-face sections save in nbs/images
 when they run at `GANIME_SCALE=cpu` (each of those trainings takes up to 15 minutes on 2 CPU cores; CycleGAN's
-about 50), and says which lesson to run for a grid that is missing.
+about 47), and says which lesson to run for a grid that is missing.
 
 The real scale reads the anime faces from $GANIME_ANIME_FACES (else the hub's huggan/anime-faces) and the two
 CycleGAN domains from $GANIME_SELFIE2ANIME (else huggan/selfie2anime). Its translation panel shows photos the
