@@ -11,10 +11,11 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 from ganime_nb.core import GanimeError, seed_everything
 from ganime_nb.data import DataError, toy_faces
 from ganime_nb.toy import toy_face
+from ganime_nb.callbacks import decay_factor
 from ganime_nb.learner import Callback, Learner
 from ganime_nb.callbacks import CheckpointCB
 from ganime_nb.cyclegan import (CycleGAN, EmbeddingDiscriminator, ImagePool, PatchDiscriminator, ResnetGenerator,
-                                conv_norm_relu, decay_factor, domain_sources, noisy_real, translate_folder, unpaired_batches)
+                                conv_norm_relu, domain_sources, noisy_real, translate_folder, unpaired_batches)
 from ganime_nb import cli
 
 TINY = dict(size=32, width=4, res_blocks=2, disc_width=4, disc_layers=2)
