@@ -33,7 +33,7 @@ def _start(ganime, *args):
 
 
 def test_a_second_run_into_a_busy_folder_is_refused_in_one_line(ganime):
-    first = _start(ganime, *TRAIN, '--epochs', '400', '--out', 'run')
+    first = _start(ganime, *TRAIN, '--epochs', '100000', '--out', 'run')  # far more than the test lasts, however slow the second runs
     try:
         _wait_for(ganime.cwd / 'run' / 'checkpoint.pt', first)
         for extra in ([], ['--resume']):
@@ -41,8 +41,10 @@ def test_a_second_run_into_a_busy_folder_is_refused_in_one_line(ganime):
             assert f'is in use by another run (process {first.pid})' in err and err.count('\n') == 1, err
         assert first.poll() is None  # the first run goes on
     finally:
-        first.send_signal(signal.SIGINT); first.communicate()
-    assert first.returncode == 130
+        first.send_signal(signal.SIGINT)
+        try: out, err = first.communicate(timeout=120)
+        except subprocess.TimeoutExpired: first.kill(); out, err = first.communicate()
+    assert first.returncode == 130, (first.returncode, out[-1000:], err[-1000:])
     assert not (ganime.cwd / 'run' / LOCK_FILE).exists()
     ganime('train', 'ae', '--out', 'run', '--resume', '--epochs', str(read_checkpoint(ganime.cwd / 'run' / 'checkpoint.pt')['epochs_done'] + 1), check=0)
 
