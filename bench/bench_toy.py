@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from ganime_nb.core import machine_name
 
-METHODS = ('ae', 'vae', 'dcgan', 'wgan', 'wgan-gp', 'resgan', 'cyclegan')
+METHODS = ('ae', 'vae', 'dcgan', 'wgan', 'wgan-gp', 'resgan', 'cyclegan', 'ddpm')
 
 
 def run(method:str, seed:int, args, folder:Path) -> dict:

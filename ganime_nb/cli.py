@@ -83,6 +83,7 @@ def build_parser(method_name:str=None) -> argparse.ArgumentParser:
     s.add_argument('-n', type=int, default=64, help='how many images (default: 64)')
     s.add_argument('--out', default='samples.png', help='image file to write, .png or .jpg (default: samples.png)')
     s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--steps', type=int, help="denoising steps, for methods that draw in steps (ddpm; default: the run's --sample-steps)")
     s.add_argument('--device', default='auto')
     s.set_defaults(run=run_sample)
     d = sub.add_parser('data', help='load, clean and cache a data source; print what was kept and skipped')
@@ -138,11 +139,18 @@ def run_train(args):
         for line in _speed_tip(learn, options): print(line)
 
 # %% ../nbs/04_cli.ipynb #2f226f3c
+def _set_sample_steps(method, steps:int):
+    "Make `method` draw in `steps` denoising steps, or say in one line why it cannot."
+    if not hasattr(method, 'sample_steps'): raise GanimeError(f'--steps is for methods that draw in steps, such as ddpm; {method.name} draws in one pass')
+    if not 1 <= steps <= method.timesteps: raise GanimeError(f'--steps must be between 1 and {method.timesteps}; got {steps}')
+    method.sample_steps = steps
+
 def run_sample(args):
     "Write a grid of new images from a checkpoint."
     if args.n < 1: raise GanimeError(f'-n must be at least 1; got {args.n}')
     writable_image(args.out)
     method = load_method(args.checkpoint, args.device)
+    if args.steps is not None: _set_sample_steps(method, args.steps)
     g, batch = torch.Generator().manual_seed(args.seed), 256
     with torch.no_grad():  # a batch at a time, kept as bytes: memory grows with the images, not with their float copies
         images = torch.cat([to_uint8(method.sample(min(batch, args.n - i), g)).cpu() for i in range(0, args.n, batch)])

@@ -33,7 +33,8 @@ OPTION_RANGES = dict( # the valid values of every method's numeric options, chec
     label_noise=_FRACTION, decay_start=_CLOSED_FRACTION, beta=_NOT_NEGATIVE, warmup_steps=_NOT_NEGATIVE, r1=_NOT_NEGATIVE,
     instance_noise=_NOT_NEGATIVE, cycle_weight=_NOT_NEGATIVE, identity_weight=_NOT_NEGATIVE, embed_weight=_NOT_NEGATIVE, cam_weight=_NOT_NEGATIVE, nce_weight=_NOT_NEGATIVE, colour_weight=_NOT_NEGATIVE, tau=_POSITIVE, patches=_AT_LEAST_1,
     pool_size=_NOT_NEGATIVE, res_blocks=_NOT_NEGATIVE, size=_AT_LEAST_1, latent=_AT_LEAST_1, width=_AT_LEAST_1,
-    disc_width=_AT_LEAST_1, disc_layers=_AT_LEAST_1, gen_kernel=_AT_LEAST_1, n_critic=_AT_LEAST_1, r1_every=_AT_LEAST_1)
+    disc_width=_AT_LEAST_1, disc_layers=_AT_LEAST_1, gen_kernel=_AT_LEAST_1, n_critic=_AT_LEAST_1, r1_every=_AT_LEAST_1,
+    timesteps=_AT_LEAST_1, sample_steps=_AT_LEAST_1)
 
 def check_options(options:dict, ranges:dict=OPTION_RANGES):
     "A one-line error for the first numeric option that is not finite or lies outside its range in `ranges`."
@@ -133,7 +134,7 @@ class frozen:
 
 # %% ../nbs/02_learner.ipynb #599270b2
 COURSE_METHODS = {'ae': 'ae.Autoencoder', 'vae': 'vae.VAE', 'dcgan': 'dcgan.DCGAN', 'wgan': 'wgan.WGAN', 'wgan-gp': 'wgan.WGANGP',
-                  'resgan': 'resgan.ResGAN', 'cyclegan': 'cyclegan.CycleGAN', 'cut': 'cyclegan.CUT'} # the course's methods: name -> module.Class in ganime_nb
+                  'resgan': 'resgan.ResGAN', 'cyclegan': 'cyclegan.CycleGAN', 'cut': 'cyclegan.CUT', 'ddpm': 'diffusion.DDPM'} # the course's methods: name -> module.Class in ganime_nb
 _METHODS = {} # methods of your own, by name (`register_method`)
 
 def register_method(cls):

@@ -153,7 +153,7 @@ def test_cyclegan_trains_at_its_own_size(ganime):
 
 def test_every_method_has_a_toy_run(ganime):
     "`ganime train METHOD --data toy` with only a shorter run asked for: each method's toy defaults train and end on a grid."
-    for method in ('ae', 'vae', 'dcgan', 'wgan', 'wgan-gp', 'resgan', 'cyclegan'):
+    for method in ('ae', 'vae', 'dcgan', 'wgan', 'wgan-gp', 'resgan', 'cyclegan', 'ddpm'):
         run = ganime('train', method, '--data', 'toy:64', '--epochs', '1', '--device', 'cpu', '--out', method, check=0)
         grid = ganime.cwd / method / 'samples' / 'epoch_001.png'
         assert f'Sample grid: {method}/samples/epoch_001.png' in run.stdout and grid.is_file(), (method, run.stdout)

@@ -534,7 +534,7 @@ def test_site_in_browser(browser, real_site, serve):
         print(f'screenshot of {rel}: {out / name}')
     page.goto(base + 'index.html', wait_until='load')
     groups = page.locator('nav.site-nav .nav-group-title').all_inner_texts()
-    assert [g.lower() for g in groups] == ['foundations', 'autoencoders', 'gans', 'translation']
+    assert [g.lower() for g in groups] == ['foundations', 'autoencoders', 'gans', 'translation', 'diffusion']
     dcgan = page.locator('nav.site-nav a.nav-page', has_text='DCGAN')
     assert dcgan.locator('.lesson-number').inner_text() == '21'
     dcgan.click()

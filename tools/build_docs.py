@@ -34,7 +34,7 @@ NESTED_LINK = re.compile(r'\[([^\[\]\n]*)\[(`[^`\n]+`)\]\([^()\s]+\)([^\[\]\n]*)
 EXTERNAL = re.compile(r'^([a-zA-Z][a-zA-Z0-9+.-]*:|//)')  # http:, mailto:, data:, //host
 FASTPROGRESS_TAGS = re.compile(r'<style>.*?</style>|<progress[^>]*>.*?</progress>|</?(div|p)>', re.S)
 EPOCH_LINE = re.compile(r'^epoch \d+/\d+\b')  # one line of a training log, as ProgressCB prints it
-LESSON_GROUPS = {'0': 'Foundations', '1': 'Autoencoders', '2': 'GANs', '3': 'Translation'}  # by the tens of the number
+LESSON_GROUPS = {'0': 'Foundations', '1': 'Autoencoders', '2': 'GANs', '3': 'Translation', '4': 'Diffusion'}  # by the tens of the number
 NUMBER_PREFIX = re.compile(r'^(\d+[a-z]?)_')  # '21' of 21_dcgan, '03a' of 03a_run
 TITLE = re.compile(r'''(?:\btitle\s*=\s*|\.(?:set_title|suptitle|title)\()\s*f?(['"])(.*?)(?<!\\)\1''')  # title=, ax.set_title(...
 
