@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from fastcore.docments import docments
 
-from .core import GanimeError, cpu_has_amx, to_uint8, writable_image
+from .core import GanimeError, cpu_has_amx, writable_image
 from .data import is_toy_source, load_images, save_images
 from .learner import available_methods, eval_mode, get_method, load_method
 from .run import default_run_options, train
@@ -139,21 +139,15 @@ def run_train(args):
         for line in _speed_tip(learn, options): print(line)
 
 # %% ../nbs/04_cli.ipynb #2f226f3c
-def _set_sample_steps(method, steps:int):
-    "Make `method` draw in `steps` denoising steps, or say in one line why it cannot."
-    if not hasattr(method, 'sample_steps'): raise GanimeError(f'--steps is for methods that draw in steps, such as ddpm; {method.name} draws in one pass')
-    if not 1 <= steps <= method.timesteps: raise GanimeError(f'--steps must be between 1 and {method.timesteps}; got {steps}')
-    method.sample_steps = steps
-
 def run_sample(args):
     "Write a grid of new images from a checkpoint."
     if args.n < 1: raise GanimeError(f'-n must be at least 1; got {args.n}')
     writable_image(args.out)
     method = load_method(args.checkpoint, args.device)
-    if args.steps is not None: _set_sample_steps(method, args.steps)
-    g, batch = torch.Generator().manual_seed(args.seed), 256
-    with torch.no_grad():  # a batch at a time, kept as bytes: memory grows with the images, not with their float copies
-        images = torch.cat([to_uint8(method.sample(min(batch, args.n - i), g)).cpu() for i in range(0, args.n, batch)])
+    if args.steps is not None:
+        if not hasattr(method, 'set_sample_steps'): raise GanimeError(f'--steps is for methods that draw in steps, such as ddpm; {method.name} draws in one pass')
+        method.set_sample_steps(args.steps)
+    images = method.sample_uint8(args.n, torch.Generator().manual_seed(args.seed))
     print(f'wrote {save_images(images, args.out, nrow=math.ceil(math.sqrt(args.n)))} ({args.n} images from {args.checkpoint})')
 
 def run_data(args):

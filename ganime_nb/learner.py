@@ -21,7 +21,7 @@ from torch import nn
 from fastcore.basics import patch
 
 from .core import (DiskFullError, GanimeError, average_gradients, check_choice, broadcast_module, init_distributed, pick_device, rng_state,
-                         seed_everything, set_rng_state, training_device)
+                         seed_everything, set_rng_state, to_uint8, training_device)
 from . import __version__
 from .data import Batches, interleave, load_images
 
@@ -34,7 +34,7 @@ OPTION_RANGES = dict( # the valid values of every method's numeric options, chec
     instance_noise=_NOT_NEGATIVE, cycle_weight=_NOT_NEGATIVE, identity_weight=_NOT_NEGATIVE, embed_weight=_NOT_NEGATIVE, cam_weight=_NOT_NEGATIVE, nce_weight=_NOT_NEGATIVE, colour_weight=_NOT_NEGATIVE, tau=_POSITIVE, patches=_AT_LEAST_1,
     pool_size=_NOT_NEGATIVE, res_blocks=_NOT_NEGATIVE, size=_AT_LEAST_1, latent=_AT_LEAST_1, width=_AT_LEAST_1,
     disc_width=_AT_LEAST_1, disc_layers=_AT_LEAST_1, gen_kernel=_AT_LEAST_1, n_critic=_AT_LEAST_1, r1_every=_AT_LEAST_1,
-    timesteps=_AT_LEAST_1, sample_steps=_AT_LEAST_1)
+    timesteps=_AT_LEAST_1, sample_steps=_AT_LEAST_1, min_snr=_NOT_NEGATIVE)
 
 def check_options(options:dict, ranges:dict=OPTION_RANGES):
     "A one-line error for the first numeric option that is not finite or lies outside its range in `ranges`."
@@ -97,6 +97,10 @@ class Method:
     def sample_batches(self, n:int, generator:torch.Generator=None, batch_size:int=256) -> torch.Tensor:
         "`n` samples made `batch_size` at a time (bounded memory), drawn from `generator` in order."
         return torch.cat([self.sample(min(batch_size, n - start), generator) for start in range(0, n, batch_size)])
+
+    def sample_uint8(self, n:int, generator:torch.Generator=None, batch_size:int=256) -> torch.Tensor:
+        "`n` samples as uint8 on the CPU, a batch at a time: memory grows with the images, not with their float copies."
+        with torch.no_grad(): return torch.cat([to_uint8(self.sample(min(batch_size, n - start), generator)).cpu() for start in range(0, n, batch_size)])
 
     def preview(self, data, n:int, generator:torch.Generator) -> torch.Tensor:
         "Images to show while training (by default `n` samples; reconstruction methods show inputs and outputs)."
