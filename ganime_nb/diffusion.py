@@ -192,7 +192,7 @@ class DDPM(Method):
     def callbacks(self) -> list: return [LinearDecayCB(self.decay_start)]
 
     def train_step(self, x0, learn) -> dict:
-        "The noise-prediction loss at a random step per image: ‖ε - ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t)‖²."
+        "The prediction loss at a random step per image, ‖target - U-Net(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t)‖² (target ε or v), with min-SNR weights."
         t = torch.randint(0, self.timesteps, (len(x0),), device=x0.device)
         noise, a = torch.randn_like(x0), at_steps(self.alpha_bar, t, x0)
         target = noise if self.prediction == 'noise' else velocity(x0, noise, a)
