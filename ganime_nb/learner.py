@@ -94,13 +94,17 @@ class Method:
         "`n` new images in [-1, 1], their randomness drawn from `generator`."
         raise GanimeError(f'{self.name or type(self).__name__} cannot make new images from noise')
 
+    def _batches_of_samples(self, n:int, generator:torch.Generator=None, batch_size:int=256):
+        "`n` samples, yielded `batch_size` at a time and drawn from `generator` in order."
+        for start in range(0, n, batch_size): yield self.sample(min(batch_size, n - start), generator)
+
     def sample_batches(self, n:int, generator:torch.Generator=None, batch_size:int=256) -> torch.Tensor:
         "`n` samples made `batch_size` at a time (bounded memory), drawn from `generator` in order."
-        return torch.cat([self.sample(min(batch_size, n - start), generator) for start in range(0, n, batch_size)])
+        return torch.cat(list(self._batches_of_samples(n, generator, batch_size)))
 
     def sample_uint8(self, n:int, generator:torch.Generator=None, batch_size:int=256) -> torch.Tensor:
         "`n` samples as uint8 on the CPU, a batch at a time: memory grows with the images, not with their float copies."
-        with torch.no_grad(): return torch.cat([to_uint8(self.sample(min(batch_size, n - start), generator)).cpu() for start in range(0, n, batch_size)])
+        with torch.no_grad(): return torch.cat([to_uint8(batch).cpu() for batch in self._batches_of_samples(n, generator, batch_size)])
 
     def preview(self, data, n:int, generator:torch.Generator) -> torch.Tensor:
         "Images to show while training (by default `n` samples; reconstruction methods show inputs and outputs)."
